@@ -1,0 +1,113 @@
+//! Wiring: turns settings into a running receiver (and, with `run`, a worker), the same way for
+//! `main` and for the integration tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::ConnectionCache;
+use crate::cli::RunArgs;
+use crate::config::DbSettings;
+use crate::connections::{self, Vault};
+use crate::crypto::SecretBox;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::queue::Names;
+use crate::queue::publisher::{Publisher, PublisherConfig};
+
+/// Receiver and worker in one process (the worker joins once it exists).
+///
+/// # Errors
+/// When start-up fails (database, listen address) or the server stops with an error.
+pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    serve(args, stop).await
+}
+
+/// The webhook receiver until `stop` fires.
+///
+/// # Errors
+/// When start-up fails or the server stops with an error.
+pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (SHOPBRIDGE_LISTEN)", args.serve.listen))?;
+    let state = build_state(&args, stop.clone()).await?;
+    tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
+    http::serve(listener, http::router(state), stop)
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("Receiver stopped.");
+    Ok(())
+}
+
+/// Connects, migrates and builds the receiver's state. Background tasks stop with `stop`.
+///
+/// # Errors
+/// When PostgreSQL is unreachable or the migration fails.
+pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Result<AppState> {
+    let db = crate::db::connect(&args.db).await?;
+    crate::db::migrate(&db).await?;
+    let vault = vault(&args.db);
+    let sealed = connections::seal_plaintext_secrets(&db, &vault).await?;
+    if sealed > 0 {
+        tracing::info!(
+            count = sealed,
+            "Encrypted signing secrets that were stored in plaintext."
+        );
+    }
+    let cache = Arc::new(ConnectionCache::new(
+        db.clone(),
+        vault,
+        args.serve.connection_cache_ttl,
+        args.serve.rate_limit,
+    ));
+    cache.spawn_listener(stop.clone());
+    let metrics = Metrics::new();
+    let publisher = Publisher::start(
+        PublisherConfig {
+            url: args.broker.amqp_url.expose().clone(),
+            names: Names::new(&args.broker.queue_prefix),
+            queue_expires: args.broker.queue_expires,
+            channels: args.serve.publish_channels,
+            confirm_timeout: args.serve.confirm_timeout,
+            metrics: metrics.clone(),
+        },
+        stop,
+        Duration::from_secs(5),
+    )
+    .await;
+    Ok(AppState {
+        db,
+        cache,
+        publisher,
+        metrics,
+        settings: Arc::new(args.serve.clone()),
+    })
+}
+
+/// The vault for the configured master key, warning when there is none.
+#[must_use]
+pub fn vault(db: &DbSettings) -> Vault {
+    match &db.master_key {
+        Some(key) => Vault::new(Some(SecretBox::new(key))),
+        None => {
+            tracing::warn!(
+                "SHOPBRIDGE_MASTER_KEY is not set: connection signing secrets are stored unencrypted. \
+                 Set it (32 random bytes, base64) to encrypt them at rest."
+            );
+            Vault::new(None)
+        }
+    }
+}
+
+/// The address a listener bound to, for messages and tests.
+///
+/// # Errors
+/// When the socket has no local address.
+pub fn local_addr(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
+    listener.local_addr().context("listener has no address")
+}

@@ -1,0 +1,190 @@
+//! The command line: `shopbridge [run]`, `serve`, `migrate`, `connections …`,
+//! `send-test-event`, `bench …`. Every setting is also an environment variable.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::channel::Channel;
+use crate::config::{BrokerSettings, DbSettings, LogFormat, ServeSettings};
+
+/// Keeps a webshop and its accounting in step: signed webhooks in, balanced vouchers out.
+#[derive(Parser, Debug)]
+#[command(
+    name = "shopbridge",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Log format: `pretty` for a terminal, `json` for log collectors.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to do; without one, `run`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of `run` when no command is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Receiver (and worker) in one process: the default.
+    Run(RunArgs),
+    /// The webhook receiver only.
+    Serve(RunArgs),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Add, list, show, enable, disable connections and rotate their secrets.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Post a correctly signed sample event to a running service and print its answer.
+    SendTestEvent(SendTestEventArgs),
+    /// Load generators that print throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Settings of `run` and `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbSettings,
+    /// Broker settings.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    /// HTTP settings.
+    #[command(flatten)]
+    pub serve: ServeSettings,
+}
+
+/// Settings of `migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbSettings,
+}
+
+/// Database access plus the public URL, for commands that print webhook URLs.
+#[derive(Args, Debug, Clone)]
+pub struct OperatorArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbSettings,
+    /// Base URL that shops reach this service at.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `shopbridge connections …`
+#[derive(Subcommand, Debug)]
+pub enum ConnectionsCommand {
+    /// Add a connection; prints its id, webhook URL, client id and secret (shown once).
+    Add {
+        /// Name shown to operators.
+        #[arg(long)]
+        name: String,
+        /// Sales channel: nettbutikk, shopify, woocommerce or stripe.
+        #[arg(long)]
+        channel: Channel,
+        /// Orders registered before this date (YYYY-MM-DD) are skipped. Default: today.
+        #[arg(long)]
+        process_orders_from: Option<NaiveDate>,
+        /// Account for prepaid orders. Default: 1522.
+        #[arg(long)]
+        prepaid_account: Option<String>,
+        /// Department ("avdeling") to post with.
+        #[arg(long)]
+        department: Option<String>,
+        /// Location/warehouse ("sted/lager") to post with.
+        #[arg(long)]
+        location: Option<String>,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// List every connection.
+    List {
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Show one connection's settings (never its secret).
+    Show {
+        /// The connection's id.
+        id: Uuid,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Disable a connection: its webhooks get 403 and nothing is queued.
+    Disable {
+        /// The connection's id.
+        id: Uuid,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Enable a disabled connection.
+    Enable {
+        /// The connection's id.
+        id: Uuid,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Issue a new signing secret; the old one keeps verifying for a while.
+    RotateSecret {
+        /// The connection's id.
+        id: Uuid,
+        /// How long the old secret keeps verifying (e.g. 24h, 30m, 0s).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        keep_old_for: Duration,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// `shopbridge send-test-event`
+#[derive(Args, Debug)]
+pub struct SendTestEventArgs {
+    /// The connection to send as.
+    pub connection_id: Uuid,
+    /// Base URL of the running service.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub url: String,
+    /// Database settings (the connection's secret is read from it).
+    #[command(flatten)]
+    pub db: DbSettings,
+}
+
+/// `shopbridge bench …`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Send signed ~2 KB order events to a running service; print accepted/s and latency.
+    Ingest(crate::bench::IngestArgs),
+}

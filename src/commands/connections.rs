@@ -1,0 +1,152 @@
+//! `shopbridge connections add|list|show|disable|enable|rotate-secret`.
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use crate::cli::{ConnectionsCommand, OperatorArgs};
+use crate::connections::{self, AddConnection, webhook_url};
+use crate::db::connections::{self as q, ConnectionRow};
+
+/// Runs one `connections` subcommand.
+///
+/// # Errors
+/// Bad input (with the field named), an unknown id, or an unreachable database.
+pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConnectionsCommand::Add {
+            name,
+            channel,
+            process_orders_from,
+            prepaid_account,
+            department,
+            location,
+            op,
+        } => {
+            let (pool, vault) = open(&op).await?;
+            let input = AddConnection {
+                name,
+                channel,
+                process_orders_from,
+                prepaid_account,
+                department,
+                location,
+            };
+            let added = connections::add(&pool, &vault, input).await?;
+            let c = &added.connection;
+            let url = webhook_url(&op.public_url, c.id);
+            if op.json {
+                let out = json!({"id": c.id, "webhook_url": url, "client_id": c.client_id,
+                                 "secret": added.secret.expose()});
+                println!("{out}");
+            } else {
+                println!("Added connection {} ({}, {}).", c.name, c.channel, c.id);
+                println!("  Webhook URL:  {url}");
+                println!("  Client ID:    {}", c.client_id);
+                println!("  Secret:       {}", added.secret.expose());
+                println!("The secret is shown only now; store it in the shop's webhook settings.");
+            }
+        }
+        ConnectionsCommand::List { op } => {
+            let (pool, _) = open(&op).await?;
+            let rows = q::list(&mut *pool.acquire().await?).await?;
+            if op.json {
+                let out: Vec<_> = rows.iter().map(|c| describe(c, &op.public_url)).collect();
+                println!("{}", serde_json::Value::Array(out));
+            } else if rows.is_empty() {
+                println!(
+                    "No connections yet. Add one with `shopbridge connections add --name NAME --channel nettbutikk`."
+                );
+            } else {
+                println!("{:<36}  {:<11}  {:<8}  NAME", "ID", "CHANNEL", "STATUS");
+                for c in &rows {
+                    println!(
+                        "{:<36}  {:<11}  {:<8}  {}",
+                        c.id, c.channel, c.status, c.name
+                    );
+                }
+            }
+        }
+        ConnectionsCommand::Show { id, op } => {
+            let (pool, _) = open(&op).await?;
+            let c = q::get(&mut *pool.acquire().await?, id)
+                .await?
+                .with_context(|| format!("no connection with id {id}"))?;
+            print_one(&c, &op);
+        }
+        ConnectionsCommand::Disable { id, op } => set_enabled(id, &op, false).await?,
+        ConnectionsCommand::Enable { id, op } => set_enabled(id, &op, true).await?,
+        ConnectionsCommand::RotateSecret {
+            id,
+            keep_old_for,
+            op,
+        } => {
+            let (pool, vault) = open(&op).await?;
+            let secret = connections::rotate_secret(&pool, &vault, id, keep_old_for).await?;
+            let until =
+                chrono::Utc::now() + chrono::Duration::from_std(keep_old_for).unwrap_or_default();
+            if op.json {
+                println!(
+                    "{}",
+                    json!({"id": id, "secret": secret.expose(), "old_secret_expires_at": until})
+                );
+            } else {
+                println!("New secret for {id}: {}", secret.expose());
+                println!(
+                    "The old secret keeps verifying until {}.",
+                    until.to_rfc3339()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open(op: &OperatorArgs) -> anyhow::Result<(sqlx::PgPool, connections::Vault)> {
+    let pool = crate::db::connect(&op.db).await?;
+    crate::db::migrate(&pool).await?;
+    Ok((pool, crate::app::vault(&op.db)))
+}
+
+async fn set_enabled(id: uuid::Uuid, op: &OperatorArgs, enabled: bool) -> anyhow::Result<()> {
+    let (pool, _) = open(op).await?;
+    connections::set_enabled(&pool, id, enabled).await?;
+    let c = q::get(&mut *pool.acquire().await?, id)
+        .await?
+        .with_context(|| format!("no connection with id {id}"))?;
+    print_one(&c, op);
+    Ok(())
+}
+
+fn describe(c: &ConnectionRow, public_url: &str) -> serde_json::Value {
+    json!({
+        "id": c.id, "name": c.name, "channel": c.channel, "status": c.status,
+        "process_orders_from": c.process_orders_from, "prepaid_account": c.prepaid_account,
+        "department": c.department, "location": c.location, "client_id": c.client_id,
+        "webhook_url": webhook_url(public_url, c.id), "created_at": c.created_at,
+    })
+}
+
+fn print_one(c: &ConnectionRow, op: &OperatorArgs) {
+    if op.json {
+        println!("{}", describe(c, &op.public_url));
+        return;
+    }
+    println!("{} ({})", c.name, c.id);
+    println!("  Channel:              {}", c.channel);
+    println!("  Status:               {}", c.status);
+    println!("  Process orders from:  {}", c.process_orders_from);
+    println!("  Prepaid account:      {}", c.prepaid_account);
+    println!(
+        "  Department:           {}",
+        c.department.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  Location:             {}",
+        c.location.as_deref().unwrap_or("-")
+    );
+    println!("  Client ID:            {}", c.client_id);
+    println!(
+        "  Webhook URL:          {}",
+        webhook_url(&op.public_url, c.id)
+    );
+}

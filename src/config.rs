@@ -1,0 +1,183 @@
+//! Settings from flags and the environment. Every field is a clap argument with an
+//! `SHOPBRIDGE_*` (or `DATABASE_URL`/`AMQP_URL`) variable, so docker compose and the command line
+//! speak the same interface. Values are validated here, once, and typed from then on.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::Args;
+
+/// A value that must not reach a log: `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Redacted(value)
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where the system of record lives.
+#[derive(Args, Clone, Debug)]
+pub struct DbSettings {
+    /// PostgreSQL URL. The database is created when it does not exist.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@localhost/shopbridge",
+        value_parser = parse_redacted,
+        hide_default_value = false
+    )]
+    pub database_url: Redacted<String>,
+    /// Largest number of PostgreSQL connections this process opens.
+    #[arg(long, env = "SHOPBRIDGE_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Key that encrypts connection signing secrets at rest: 32 bytes as base64 or hex. Without
+    /// it, secrets are stored unencrypted and a warning is logged at start-up.
+    #[arg(long, env = "SHOPBRIDGE_MASTER_KEY", value_parser = parse_master_key, hide_env_values = true)]
+    pub master_key: Option<MasterKey>,
+}
+
+/// Where the queue lives.
+#[derive(Args, Clone, Debug)]
+pub struct BrokerSettings {
+    /// RabbitMQ URL.
+    #[arg(
+        long = "amqp-url",
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@localhost:5672/%2f",
+        value_parser = parse_redacted
+    )]
+    pub amqp_url: Redacted<String>,
+    /// Prefix for every exchange and queue name (e.g. `staging.`); empty in production.
+    #[arg(long, env = "SHOPBRIDGE_QUEUE_PREFIX", default_value = "")]
+    pub queue_prefix: String,
+    /// Delete queues unused for this long (sets `x-expires`). For test and demo brokers only:
+    /// never set it where events must be kept.
+    #[arg(long, env = "SHOPBRIDGE_QUEUE_EXPIRES", value_parser = humantime::parse_duration)]
+    pub queue_expires: Option<Duration>,
+}
+
+/// The webhook receiver's settings.
+#[derive(Args, Clone, Debug)]
+pub struct ServeSettings {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "SHOPBRIDGE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Base URL that shops reach this service at; webhook URLs handed to shops start with it.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    /// Largest webhook body accepted, in bytes; larger ones get 413 without being read.
+    #[arg(long, env = "SHOPBRIDGE_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Time a request may take end to end, reading its body included; slower ones get 408.
+    #[arg(long, env = "SHOPBRIDGE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Time to wait for RabbitMQ's publisher confirm before answering 503.
+    #[arg(long, env = "SHOPBRIDGE_CONFIRM_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub confirm_timeout: Duration,
+    /// Confirm-mode AMQP channels that publishes are spread over.
+    #[arg(long, env = "SHOPBRIDGE_PUBLISH_CHANNELS", default_value_t = 4)]
+    pub publish_channels: u16,
+    /// Webhooks accepted per second and connection before 429 (a burst of one second's worth
+    /// is allowed); 0 turns the limit off.
+    #[arg(long, env = "SHOPBRIDGE_RATE_LIMIT", default_value_t = 5000)]
+    pub rate_limit: u32,
+    /// How long a connection's settings and keys are cached before they are read again. Changes
+    /// made through shopbridge reach every receiver at once (PostgreSQL NOTIFY); this bounds how
+    /// long a change made behind its back goes unseen.
+    #[arg(long, env = "SHOPBRIDGE_CONNECTION_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub connection_cache_ttl: Duration,
+}
+
+/// How logs are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors (use it in compose).
+    Json,
+}
+
+/// The key for [`crate::crypto::SecretBox`]: 32 bytes.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+fn parse_redacted(s: &str) -> Result<Redacted<String>, String> {
+    Ok(Redacted(s.to_owned()))
+}
+
+/// Accepts 32 bytes written as base64 (standard or URL-safe, padded or not) or as 64 hex digits.
+fn parse_master_key(s: &str) -> Result<MasterKey, String> {
+    let s = s.trim();
+    let bytes = if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(s).map_err(|e| e.to_string())?
+    } else {
+        let engines = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        engines
+            .iter()
+            .find_map(|e| e.decode(s).ok())
+            .ok_or("SHOPBRIDGE_MASTER_KEY is neither base64 nor 64 hex digits")?
+    };
+    let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "SHOPBRIDGE_MASTER_KEY must be 32 bytes, got {} (generate one with `openssl rand -base64 32`)",
+            b.len()
+        )
+    })?;
+    Ok(MasterKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_accepts_base64_and_hex_and_refuses_wrong_lengths() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(parse_master_key(&b64).unwrap().0, [7u8; 32]);
+        assert_eq!(parse_master_key(&"ab".repeat(32)).unwrap().0, [0xab; 32]);
+        assert!(
+            parse_master_key("c2hvcnQ=")
+                .unwrap_err()
+                .contains("32 bytes")
+        );
+        assert!(parse_master_key("not a key!").is_err());
+    }
+
+    #[test]
+    fn redacted_values_do_not_print() {
+        let r = Redacted::new("postgres://user:pw@db/x".to_owned());
+        assert_eq!(format!("{r:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", MasterKey([1; 32])), "MasterKey([redacted])");
+    }
+}

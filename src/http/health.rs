@@ -1,0 +1,56 @@
+//! Liveness, readiness and metrics for orchestrators and Prometheus.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use super::problem::ApiError;
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up and serving.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// PostgreSQL answers and the publisher is connected to RabbitMQ; 503 otherwise.
+async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let db_ok = sqlx::query("select 1").execute(&app.db).await.is_ok();
+    let broker_ok = app.publisher.is_connected();
+    if db_ok && broker_ok {
+        Ok(Json(
+            json!({ "status": "ready", "postgres": "ok", "rabbitmq": "ok" }),
+        ))
+    } else {
+        let down: Vec<&str> = [
+            (!db_ok).then_some("postgres"),
+            (!broker_ok).then_some("rabbitmq"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Err(ApiError::NotReady(format!(
+            "{} unreachable",
+            down.join(" and ")
+        )))
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let mut response = app.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,21 @@
+//! The `shopbridge` binary: parses the command line, starts telemetry, and hands each command
+//! to the library.
+
+use clap::Parser as _;
+use shopbridge::cli::{Cli, Command};
+use shopbridge::{app, bench, commands, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        None => app::run(cli.run, shutdown::on_signal()).await,
+        Some(Command::Run(args)) => app::run(args, shutdown::on_signal()).await,
+        Some(Command::Serve(args)) => app::serve(args, shutdown::on_signal()).await,
+        Some(Command::Migrate(args)) => commands::migrate(&args.db).await,
+        Some(Command::Connections(cmd)) => commands::connections::run(cmd).await,
+        Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,
+        Some(Command::Bench(cmd)) => bench::run(cmd).await,
+    }
+}
