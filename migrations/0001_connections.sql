@@ -53,14 +53,18 @@ create index connection_secrets_connection on connection_secrets (connection_id,
 -- effect at once everywhere (the payload is the connection id).
 create function notify_connection_changed() returns trigger language plpgsql as $$
 begin
+    perform pg_notify('shopbridge_connections', coalesce(new.id, old.id)::text);
+    return null;
+end $$;
+
+create function notify_connection_secret_changed() returns trigger language plpgsql as $$
+begin
     perform pg_notify('shopbridge_connections',
-        case when tg_table_name = 'connections'
-             then coalesce(new.id, old.id)::text
-             else coalesce(new.connection_id, old.connection_id)::text end);
+        coalesce(new.connection_id, old.connection_id)::text);
     return null;
 end $$;
 
 create trigger connections_changed after insert or update or delete on connections
     for each row execute function notify_connection_changed();
 create trigger connection_secrets_changed after insert or update or delete on connection_secrets
-    for each row execute function notify_connection_changed();
+    for each row execute function notify_connection_secret_changed();

@@ -163,6 +163,18 @@ pub enum ConnectionsCommand {
         #[command(flatten)]
         op: OperatorArgs,
     },
+    /// Use a secret the platform issued (Shopify app secret, WooCommerce or Stripe endpoint
+    /// secret), read from standard input; the old one keeps verifying for a while.
+    SetSecret {
+        /// The connection's id.
+        id: Uuid,
+        /// How long the old secret keeps verifying (e.g. 24h, 30m, 0s).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        keep_old_for: Duration,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
 }
 
 /// `shopbridge send-test-event`

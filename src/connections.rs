@@ -167,15 +167,22 @@ pub async fn add(
     Ok(Added { connection, secret })
 }
 
-/// Gives a connection a new signing secret. The old one keeps verifying for `keep_old_for`, so
-/// the shop can switch without a failed delivery; a secret older than that stops at once.
+/// Gives a connection a new signing secret: `new`, or a generated one when `None`. The old one
+/// keeps verifying for `keep_old_for`, so the shop can switch without a failed delivery; a
+/// secret that was already retiring stops at once, so at most two verify at any time.
+///
+/// A given secret is how operators use the one a platform issued (Shopify's app secret, the
+/// secret typed into WooCommerce, Stripe's endpoint secret); it must be a valid key for the
+/// connection's channel.
 ///
 /// # Errors
-/// [`ConnectionError::NotFound`], or a database error.
-pub async fn rotate_secret(
+/// [`ConnectionError::NotFound`], [`ConnectionError::Invalid`] for an unusable secret, or a
+/// database error.
+pub async fn replace_secret(
     db: &PgPool,
     vault: &Vault,
     id: Uuid,
+    new: Option<Secret>,
     keep_old_for: Duration,
 ) -> Result<Secret, ConnectionError> {
     let mut tx = db.begin().await?;
@@ -186,10 +193,11 @@ pub async fn rotate_secret(
         .channel
         .parse()
         .map_err(|_| invalid("channel", "unknown"))?;
+    let secret = new.unwrap_or_else(|| Secret::generate(channel));
+    SigningKey::derive(channel, &secret).map_err(|e| invalid("secret", e.to_string()))?;
     let keep = chrono::Duration::from_std(keep_old_for)
         .map_err(|_| invalid("keep_old_for", "too long"))?;
     q::retire_secrets(&mut tx, id, Utc::now() + keep).await?;
-    let secret = Secret::generate(channel);
     store_secret(&mut tx, vault, id, &secret).await?;
     tx.commit().await?;
     Ok(secret)

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::cli::{ConnectionsCommand, OperatorArgs};
 use crate::connections::{self, AddConnection, webhook_url};
 use crate::db::connections::{self as q, ConnectionRow};
+use crate::signature::Secret;
 
 /// Runs one `connections` subcommand.
 ///
@@ -80,22 +81,20 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             keep_old_for,
             op,
         } => {
-            let (pool, vault) = open(&op).await?;
-            let secret = connections::rotate_secret(&pool, &vault, id, keep_old_for).await?;
-            let until =
-                chrono::Utc::now() + chrono::Duration::from_std(keep_old_for).unwrap_or_default();
-            if op.json {
-                println!(
-                    "{}",
-                    json!({"id": id, "secret": secret.expose(), "old_secret_expires_at": until})
-                );
-            } else {
-                println!("New secret for {id}: {}", secret.expose());
-                println!(
-                    "The old secret keeps verifying until {}.",
-                    until.to_rfc3339()
-                );
-            }
+            replace_secret(id, None, keep_old_for, &op).await?;
+        }
+        ConnectionsCommand::SetSecret {
+            id,
+            keep_old_for,
+            op,
+        } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the secret from standard input")?;
+            let secret = Secret::new(line.trim().to_owned());
+            anyhow::ensure!(!secret.expose().is_empty(), "no secret on standard input");
+            replace_secret(id, Some(secret), keep_old_for, &op).await?;
         }
     }
     Ok(())
@@ -105,6 +104,36 @@ async fn open(op: &OperatorArgs) -> anyhow::Result<(sqlx::PgPool, connections::V
     let pool = crate::db::connect(&op.db).await?;
     crate::db::migrate(&pool).await?;
     Ok((pool, crate::app::vault(&op.db)))
+}
+
+async fn replace_secret(
+    id: uuid::Uuid,
+    given: Option<Secret>,
+    keep_old_for: std::time::Duration,
+    op: &OperatorArgs,
+) -> anyhow::Result<()> {
+    let (pool, vault) = open(op).await?;
+    let shown = given.is_none();
+    let secret = connections::replace_secret(&pool, &vault, id, given, keep_old_for).await?;
+    let until = chrono::Utc::now() + chrono::Duration::from_std(keep_old_for).unwrap_or_default();
+    if op.json {
+        let secret = shown.then(|| secret.expose().to_owned());
+        println!(
+            "{}",
+            json!({"id": id, "secret": secret, "old_secret_expires_at": until})
+        );
+    } else {
+        if shown {
+            println!("New secret for {id}: {}", secret.expose());
+        } else {
+            println!("Secret of {id} replaced.");
+        }
+        println!(
+            "The old secret keeps verifying until {}.",
+            until.to_rfc3339()
+        );
+    }
+    Ok(())
 }
 
 async fn set_enabled(id: uuid::Uuid, op: &OperatorArgs, enabled: bool) -> anyhow::Result<()> {

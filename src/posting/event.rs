@@ -30,6 +30,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The order the event belongs to; `None` for products and ignored topics. The worker locks
+    /// this order's row and loads its state before posting.
+    #[must_use]
+    pub fn order_id(&self) -> Option<&str> {
+        match self {
+            Event::Order(o) => Some(&o.id),
+            Event::OrderCancelled(c) => Some(&c.order_id),
+            Event::Payment(p) => Some(&p.order_id),
+            Event::Refund(r) => Some(&r.order_id),
+            Event::Product(_) | Event::Ignored { .. } => None,
+        }
+    }
+}
+
 /// A full snapshot of an order as the shop sees it at `version`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

@@ -1,5 +1,96 @@
 //! The posting engine: canonical events and rules in, balanced vouchers out. Pure: no IO, no
 //! async, so every rule of the books can be tested on its own.
+//!
+//! The worker calls [`post`] once per event, inside the transaction that holds the order's row
+//! lock, with the [`Context`] it cached and the order's [`OrderState`]; it inserts
+//! [`Posting::vouchers`] (numbering them) and stores [`Posting::state`].
+//!
+//! | event | vouchers (keys) |
+//! | --- | --- |
+//! | order, first time | invoice `invoice:{order_id}:1` |
+//! | order, changed | credit note `credit:{order_id}:{n}` + invoice `invoice:{order_id}:{n+1}` |
+//! | order cancelled | credit note `credit:{order_id}:{n}` |
+//! | payment | `payment:{payment_id}` |
+//! | refund | credit note `refund:{refund_id}` + refund payment `refund-payment:{refund_id}` |
+//!
+//! Amounts on voucher lines are signed, debit positive and credit negative (see [`voucher`]).
 
+mod calendar;
+pub mod chart;
+pub mod context;
+mod draft;
+pub mod error;
 pub mod event;
+mod explain;
+mod invoice;
 pub mod money;
+mod order;
+mod payment;
+mod refund;
+pub mod rules;
+pub mod state;
+pub mod vat;
+pub mod voucher;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_rules;
+
+pub use calendar::oslo_date;
+pub use chart::{Account, AccountNo, AccountType, SystemAccounts, default_accounts};
+pub use context::{ConnectionSettings, Context};
+pub use error::PostingError;
+pub use event::Event;
+pub use explain::{Explanation, explain};
+pub use invoice::MAX_ROUNDING;
+pub use money::{Money, Rate};
+pub use rules::{Criteria, Placement, Rule, RuleKind, default_rules};
+pub use state::{OrderState, Outcome, PostedInvoice, Posting};
+pub use vat::{VatCode, VatCodeEntry, VatTable};
+pub use voucher::{LineRole, Voucher, VoucherError, VoucherHead, VoucherKind, VoucherLine};
+
+/// Posts one event: the vouchers it causes, the order's new state, and what happened.
+///
+/// `prior` is the state of the order the event belongs to ([`Event::order_id`]); pass
+/// [`OrderState::new`] for an order never seen. Product and ignored events need no state: pass
+/// any, it comes back unchanged.
+///
+/// # Errors
+/// [`PostingError`]: retryable ([`PostingError::is_retryable`]) when a refund or cancellation
+/// came before its order; otherwise permanent, with a message naming the line, account or rate
+/// concerned (no rule places a line, unknown VAT rate or account, missing exchange rate, ...).
+pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting, PostingError> {
+    if let Some(id) = event.order_id()
+        && id != prior.order_id
+    {
+        let (state, event) = (prior.order_id.clone(), id.to_owned());
+        return Err(PostingError::WrongState { state, event });
+    }
+    if event.order_id().is_some() {
+        check_settings(ctx)?;
+    }
+    match event {
+        Event::Order(o) => order::post_order(o, ctx, prior),
+        Event::OrderCancelled(c) => order::post_cancellation(c, ctx, prior),
+        Event::Payment(p) => payment::post_payment(p, ctx, prior),
+        Event::Refund(r) => refund::post_refund(r, ctx, prior),
+        Event::Product(_) => Ok(Posting::nothing(prior.clone(), Outcome::ProductUpserted)),
+        Event::Ignored { topic } => Ok(Posting::nothing(
+            prior.clone(),
+            Outcome::Ignored(topic.clone()),
+        )),
+    }
+}
+
+/// The accounts every order event may post to must be in the chart.
+fn check_settings(ctx: &Context) -> Result<(), PostingError> {
+    ctx.check_account(ctx.connection.prepaid_account, || {
+        "the connection's prepaid_account".into()
+    })?;
+    ctx.check_account(ctx.system.receivable, || "the receivables account".into())?;
+    ctx.check_account(ctx.system.rounding, || "the rounding account".into())?;
+    ctx.check_account(ctx.system.card_fees, || "the card-fee account".into())
+}

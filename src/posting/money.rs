@@ -62,6 +62,12 @@ impl Money {
         self.0.checked_mul(quantity).map(Money)
     }
 
+    /// The negation, or `None` for `i64::MIN` (whose negation does not fit).
+    #[must_use]
+    pub fn checked_neg(self) -> Option<Money> {
+        self.0.checked_neg().map(Money)
+    }
+
     /// True for exactly zero.
     #[must_use]
     pub fn is_zero(self) -> bool {

@@ -1,0 +1,274 @@
+//! Refunds: a credit note `refund:{refund_id}` reversing the returned lines' revenue and VAT
+//! (and refunded shipping), and a refund payment `refund-payment:{refund_id}` paying the money
+//! back from the prepaid account (or a refund rule's account).
+//!
+//! A returned line goes back to the account, VAT code and dimensions its invoice line was
+//! posted with, even if the rules changed since. A full return of a line reverses its invoice
+//! amounts exactly; a partial one splits the refunded gross at the line's rate.
+
+use std::collections::BTreeMap;
+
+use super::calendar::oslo_date;
+use super::context::Context;
+use super::draft::{Conversion, finish};
+use super::error::PostingError;
+use super::event::{LineKind, Order, OrderLine, Refund};
+use super::invoice::{self, Placed, add_vat, revenue_line, sale_date, vat_lines};
+use super::money::Money;
+use super::payment::{customer_id, settlement};
+use super::rules::RuleKind;
+use super::state::{OrderState, Outcome, Posting};
+use super::vat::{self, VatCode};
+use super::voucher::{LineRole, Voucher, VoucherHead, VoucherKind, VoucherLine, sum};
+
+/// Posts a refund.
+pub(crate) fn post_refund(
+    r: &Refund,
+    ctx: &Context,
+    prior: &OrderState,
+) -> Result<Posting, PostingError> {
+    if prior.refunds.contains(&r.id) {
+        return Ok(Posting::nothing(prior.clone(), Outcome::Unchanged));
+    }
+    let mut state = prior.clone();
+    state.refunds.insert(r.id.clone());
+    if let Some(reason) = &prior.skipped {
+        let outcome = Outcome::Skipped(format!("order {} is skipped: {reason}", r.order_id));
+        return Ok(Posting::nothing(state, outcome));
+    }
+    let created = oslo_date(r.created_at);
+    let cutoff = ctx.connection.process_orders_from;
+    let Some(order) = prior.snapshot.as_ref() else {
+        if created < cutoff {
+            let reason = format!("refunded {created}, before process_orders_from {cutoff}");
+            return Ok(Posting::nothing(state, Outcome::Skipped(reason)));
+        }
+        let event = format!("refund {}", r.id);
+        return Err(PostingError::UnknownOrder {
+            order_id: r.order_id.clone(),
+            event,
+        });
+    };
+    check(r, order)?;
+    let mut vouchers = Vec::new();
+    if let Some(credit) = credit_note(r, order, ctx, prior)? {
+        state.refund_credits.extend(credit.lines().iter().cloned());
+        vouchers.push(credit);
+    }
+    if r.amount.0 > 0 {
+        vouchers.push(refund_payment(r, order, ctx, prior)?);
+    }
+    let outcome = if vouchers.is_empty() {
+        Outcome::Unchanged
+    } else {
+        Outcome::Posted
+    };
+    Ok(Posting {
+        vouchers,
+        state,
+        outcome,
+    })
+}
+
+/// The refund's amounts are non-negative, in the order's currency, and add up.
+fn check(r: &Refund, order: &Order) -> Result<(), PostingError> {
+    let invalid = |what: String| {
+        Err(PostingError::InvalidEvent(format!(
+            "refund {}: {what}",
+            r.id
+        )))
+    };
+    if !r.currency.eq_ignore_ascii_case(&order.currency) {
+        return invalid(format!(
+            "in {}, but order {} is in {}",
+            r.currency, order.number, order.currency
+        ));
+    }
+    let shipping = r.shipping.unwrap_or_default();
+    let bad_line = r.lines.iter().find(|l| l.quantity < 1 || l.amount.0 < 0);
+    if let Some(l) = bad_line {
+        return invalid(format!(
+            "SKU {} has quantity {} and amount {}",
+            l.sku, l.quantity, l.amount
+        ));
+    }
+    if r.amount.0 < 0 || shipping.0 < 0 {
+        return invalid(format!(
+            "negative amount {} or shipping {shipping}",
+            r.amount
+        ));
+    }
+    let parts = r
+        .lines
+        .iter()
+        .map(|l| l.amount)
+        .chain(std::iter::once(shipping));
+    let lines = sum(parts).ok_or_else(|| PostingError::Overflow(format!("refund {}", r.id)))?;
+    if lines != r.amount {
+        return Err(PostingError::RefundMismatch {
+            refund: r.id.clone(),
+            amount: r.amount,
+            lines,
+        });
+    }
+    Ok(())
+}
+
+/// The credit note, when the order has an invoice standing and the refund returns anything.
+fn credit_note(
+    r: &Refund,
+    order: &Order,
+    ctx: &Context,
+    prior: &OrderState,
+) -> Result<Option<Voucher>, PostingError> {
+    let Some(invoice) = prior.invoice.as_ref() else {
+        // Cancelled: the cancellation already credited the whole order; only money moves now.
+        return Ok(None);
+    };
+    let conv = Conversion::resolve(
+        &r.currency,
+        ctx,
+        &[
+            invoice.exchange_rate,
+            order.exchange_rate,
+            ctx.exchange_rate,
+        ],
+    )?;
+    let mut lines = Vec::new();
+    let mut vat: BTreeMap<VatCode, Money> = BTreeMap::new();
+    let mut returned = |no: usize, l: &OrderLine, amount: Money| -> Result<(), PostingError> {
+        let (split, placed) = returned_line(order, no, l, amount, ctx, &invoice.lines)?;
+        add_vat(&mut vat, placed.vat_code, split.vat)?;
+        let text = format!("Retur: {}", l.name);
+        let mut line = revenue_line(
+            ctx,
+            &conv,
+            &placed,
+            split.net,
+            LineRole::Sales(l.kind),
+            text,
+        )?;
+        line.sku.clone_from(&l.sku);
+        lines.push(line);
+        Ok(())
+    };
+    for rl in &r.lines {
+        let found = order
+            .lines
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.sku.as_deref() == Some(rl.sku.as_str()));
+        let Some((i, l)) = found else {
+            let (refund, sku, order_id) = (r.id.clone(), rl.sku.clone(), order.id.clone());
+            return Err(PostingError::UnknownRefundSku {
+                refund,
+                sku,
+                order_id,
+            });
+        };
+        returned(i + 1, l, rl.amount)?;
+    }
+    if let Some(shipping) = r.shipping.filter(|s| !s.is_zero()) {
+        let found = order
+            .lines
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.kind == LineKind::Shipping);
+        let Some((i, l)) = found else {
+            let what = format!(
+                "refund {} refunds shipping {shipping}, but order {} has no shipping",
+                r.id, order.number
+            );
+            return Err(PostingError::InvalidEvent(what));
+        };
+        returned(i + 1, l, shipping)?;
+    }
+    lines.extend(vat_lines(&vat, sale_date(order), ctx, &conv)?);
+    lines.insert(0, invoice::receivable(order, ctx, &conv, r.amount));
+    // Built like an invoice of the returned part, then reversed: the credit note.
+    let lines: Vec<VoucherLine> = lines.iter().map(VoucherLine::reversed).collect();
+    if lines.iter().all(VoucherLine::is_empty) {
+        return Ok(None);
+    }
+    let head = VoucherHead {
+        key: format!("refund:{}", r.id),
+        kind: VoucherKind::CreditNote,
+        date: oslo_date(r.created_at),
+        description: format!("Kreditnota ordre {}, retur {}", order.number, r.id),
+        order_id: order.id.clone(),
+        reverses: Some(invoice.key.clone()),
+    };
+    finish(head, lines, &conv, ctx).map(Some)
+}
+
+/// The net/VAT split of a returned gross `amount` of line `l`, and where its invoice put it.
+fn returned_line(
+    order: &Order,
+    no: usize,
+    l: &OrderLine,
+    amount: Money,
+    ctx: &Context,
+    posted: &[VoucherLine],
+) -> Result<(vat::Split, Placed), PostingError> {
+    let whole = invoice::price(order, no, l)?;
+    let split = if amount == whole.gross {
+        whole
+    } else {
+        let overflow = || PostingError::Overflow(invoice::describe(no, l));
+        vat::split(amount, l.vat_rate, true, None).ok_or_else(overflow)?
+    };
+    let role = LineRole::Sales(l.kind);
+    let was = posted.iter().find(|p| p.role == role && p.sku == l.sku);
+    let placed = match was.and_then(|p| p.vat_code.map(|code| (p, code))) {
+        Some((p, vat_code)) => Placed {
+            account: p.account,
+            vat_code,
+            department: p.department.clone(),
+            location: p.location.clone(),
+        },
+        None => invoice::place(order, no, l, ctx)?,
+    };
+    Ok((split, placed))
+}
+
+/// The money paid back: debit the customer, credit the prepaid (or refund rule's) account.
+fn refund_payment(
+    r: &Refund,
+    order: &Order,
+    ctx: &Context,
+    prior: &OrderState,
+) -> Result<Voucher, PostingError> {
+    let invoice_rate = prior.invoice.as_ref().and_then(|i| i.exchange_rate);
+    let conv = Conversion::resolve(
+        &r.currency,
+        ctx,
+        &[ctx.exchange_rate, order.exchange_rate, invoice_rate],
+    )?;
+    let method = order.payment_method.as_deref();
+    let money = settlement(ctx, RuleKind::Refund, method)?;
+    let mut customer = super::draft::line(
+        ctx,
+        &conv,
+        ctx.system.receivable,
+        r.amount,
+        LineRole::Receivable,
+        format!("Tilbakebetalt kunde, ordre {}", order.number),
+    );
+    customer.customer_id = customer_id(Some(order));
+    let paid = money.line(
+        ctx,
+        &conv,
+        -r.amount,
+        LineRole::Settlement,
+        format!("Tilbakebetaling retur {}", r.id),
+    );
+    let head = VoucherHead {
+        key: format!("refund-payment:{}", r.id),
+        kind: VoucherKind::RefundPayment,
+        date: oslo_date(r.created_at),
+        description: format!("Tilbakebetaling ordre {}, retur {}", order.number, r.id),
+        order_id: order.id.clone(),
+        reverses: None,
+    };
+    finish(head, vec![customer, paid], &conv, ctx)
+}

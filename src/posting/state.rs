@@ -1,0 +1,123 @@
+//! What the engine remembers about one order between events, and what one call returns.
+//!
+//! The worker loads an order's [`OrderState`] (row-locked) before posting and stores
+//! [`Posting::state`] in the same transaction as the vouchers. It is plain serde data, so a
+//! JSONB column holds it.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::event::{ExchangeRate, Order};
+use super::voucher::{Voucher, VoucherLine};
+
+/// The invoice currently standing for an order, as posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedInvoice {
+    /// Its voucher key (`invoice:1001:1`).
+    pub key: String,
+    /// 1 for the first invoice, one more for each re-invoicing after a change.
+    pub revision: u32,
+    /// Its date.
+    pub date: NaiveDate,
+    /// The exchange rate it was converted at; returns are credited at the same rate.
+    pub exchange_rate: Option<ExchangeRate>,
+    /// Its lines, exactly as posted: a credit note reverses these, even if rules changed since.
+    pub lines: Vec<VoucherLine>,
+}
+
+/// Everything known about one order before an event is posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    /// The shop's order id.
+    pub order_id: String,
+    /// The highest order version applied; older snapshots are stale.
+    pub applied_version: Option<i64>,
+    /// The last snapshot applied; returns look up their lines in it.
+    pub snapshot: Option<Order>,
+    /// Why the order is skipped (registered before `process_orders_from`); its payments and
+    /// refunds are skipped too.
+    pub skipped: Option<String>,
+    /// The invoice standing now; `None` before the first one and after a cancellation.
+    pub invoice: Option<PostedInvoice>,
+    /// The highest invoice revision ever used, so that keys are never reused after a
+    /// cancellation and reactivation.
+    pub last_revision: u32,
+    /// Lines of the return credit notes posted against the order since the last cancellation;
+    /// a cancellation reverses the invoice net of these.
+    pub refund_credits: Vec<VoucherLine>,
+    /// True once the order is cancelled (until a later snapshot reactivates it).
+    pub cancelled: bool,
+    /// Ids of the payments already handled (posted or skipped).
+    pub payments: BTreeSet<String>,
+    /// Ids of the refunds already handled (posted or skipped).
+    pub refunds: BTreeSet<String>,
+}
+
+impl OrderState {
+    /// The state of an order nothing is known about yet.
+    #[must_use]
+    pub fn new(order_id: &str) -> OrderState {
+        OrderState {
+            order_id: order_id.to_owned(),
+            applied_version: None,
+            snapshot: None,
+            skipped: None,
+            invoice: None,
+            last_revision: 0,
+            refund_credits: Vec::new(),
+            cancelled: false,
+            payments: BTreeSet::new(),
+            refunds: BTreeSet::new(),
+        }
+    }
+
+    /// True when no order event has been applied (only payments, or nothing, seen so far).
+    #[must_use]
+    pub fn is_unknown(&self) -> bool {
+        self.snapshot.is_none() && self.skipped.is_none()
+    }
+}
+
+/// What the worker records for the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Vouchers were made (see [`Posting::vouchers`]).
+    Posted,
+    /// Deliberately not posted, with the reason for operators.
+    Skipped(String),
+    /// An order version at or below the applied one: ignored.
+    Stale,
+    /// Nothing to post: the books already say what the event says (a re-sent payment, an update
+    /// that changes nothing the ledger sees).
+    Unchanged,
+    /// A product event: nothing to post; the worker upserts the product register.
+    ProductUpserted,
+    /// A topic shopbridge does not post.
+    Ignored(String),
+}
+
+/// The result of posting one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Posting {
+    /// The vouchers to insert, in order; empty unless the outcome is `Posted`.
+    pub vouchers: Vec<Voucher>,
+    /// The order's state to persist (the prior one unchanged when nothing happened).
+    pub state: OrderState,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Posting {
+    /// Nothing posted; the state as given.
+    #[must_use]
+    pub fn nothing(state: OrderState, outcome: Outcome) -> Posting {
+        Posting {
+            vouchers: Vec::new(),
+            state,
+            outcome,
+        }
+    }
+}

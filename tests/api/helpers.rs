@@ -1,0 +1,282 @@
+//! `TestApp`: a real shopbridge on a free port, with its own database and queue prefix, and
+//! typed helpers to drive and inspect it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use shopbridge::channel::Channel;
+use shopbridge::cli::RunArgs;
+use shopbridge::config::{BrokerSettings, DbSettings, Redacted, ServeSettings};
+use shopbridge::connections::{self, AddConnection, Added};
+use shopbridge::http::AppState;
+use shopbridge::queue::{Names, RETRY_TIERS};
+use shopbridge::signature::Secret;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// PostgreSQL server URL without a database; `TEST_DATABASE_URL` overrides.
+pub fn pg_server() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// RabbitMQ URL; `TEST_AMQP_URL` overrides.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The broker's address, for proxies.
+pub fn amqp_addr() -> SocketAddr {
+    "127.0.0.1:5672".parse().unwrap()
+}
+
+/// A message taken off a queue.
+#[derive(Debug)]
+pub struct Message {
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+impl Message {
+    pub fn header(&self, key: &str) -> Option<String> {
+        shopbridge::queue::header_str(&self.properties, key).map(str::to_owned)
+    }
+    pub fn message_id(&self) -> Option<String> {
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+    }
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Clone)]
+pub struct Options {
+    pub amqp_url: String,
+    pub body_limit: usize,
+    pub rate_limit: u32,
+    pub confirm_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            amqp_url: amqp_url(),
+            body_limit: 1024 * 1024,
+            rate_limit: 0,
+            confirm_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub db: PgPool,
+    #[allow(dead_code)] // kept for tests that inspect metrics or the cache
+    pub state: AppState,
+    pub names: Names,
+    pub stop: CancellationToken,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub client: reqwest::Client,
+    db_name: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("shopbridge_test_{id}");
+        let prefix = format!("test-{id}.");
+        let args = RunArgs {
+            db: DbSettings {
+                database_url: Redacted::new(format!("{}/{db_name}", pg_server())),
+                db_pool_size: 8,
+                master_key: Some(shopbridge::config::MasterKey([42; 32])),
+            },
+            broker: BrokerSettings {
+                amqp_url: Redacted::new(opts.amqp_url.clone()),
+                queue_prefix: prefix.clone(),
+                // Queues of a test vanish a while after it ends, even if it panicked.
+                queue_expires: Some(Duration::from_secs(300)),
+            },
+            serve: ServeSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                public_url: "http://127.0.0.1".into(),
+                body_limit: opts.body_limit,
+                request_timeout: Duration::from_secs(10),
+                confirm_timeout: opts.confirm_timeout,
+                publish_channels: 2,
+                rate_limit: opts.rate_limit,
+                connection_cache_ttl: Duration::from_secs(60),
+            },
+        };
+        let stop = CancellationToken::new();
+        let state = shopbridge::app::build_state(&args, stop.clone())
+            .await
+            .expect("app starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = shopbridge::http::router(state.clone());
+        let server = tokio::spawn(shopbridge::http::serve(listener, router, stop.clone()));
+        TestApp {
+            addr,
+            url: format!("http://{addr}"),
+            db: state.db.clone(),
+            state,
+            names: Names::new(&prefix),
+            stop,
+            server,
+            client: reqwest::Client::new(),
+            db_name,
+        }
+    }
+
+    /// Adds a connection through the same code the CLI uses.
+    pub async fn add_connection(&self, channel: Channel) -> Added {
+        let input = AddConnection {
+            name: format!("{channel} test shop"),
+            channel,
+            process_orders_from: None,
+            prepaid_account: None,
+            department: None,
+            location: None,
+        };
+        connections::add(&self.db, &self.vault(), input)
+            .await
+            .expect("connection added")
+    }
+
+    pub fn vault(&self) -> connections::Vault {
+        connections::Vault::new(Some(shopbridge::crypto::SecretBox::new(
+            &shopbridge::config::MasterKey([42; 32]),
+        )))
+    }
+
+    pub fn webhook_url(&self, id: Uuid) -> String {
+        connections::webhook_url(&self.url, id)
+    }
+
+    /// Posts `body` signed with `secret` as `channel` would.
+    pub async fn post_signed(
+        &self,
+        id: Uuid,
+        channel: Channel,
+        secret: &Secret,
+        event_id: &str,
+        topic: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        let headers =
+            shopbridge::signature::sign(channel, secret, event_id, topic, Utc::now(), body);
+        self.client
+            .post(self.webhook_url(id))
+            .headers(headers)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Takes every message now on `queue` (acking them).
+    pub async fn drain_queue(&self, queue: &str) -> Vec<Message> {
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("amqp");
+        let ch = conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(msg) = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic_get")
+        {
+            msg.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+            out.push(Message {
+                body: msg.delivery.data.clone(),
+                properties: msg.delivery.properties.clone(),
+            });
+        }
+        conn.close(200, "done".into()).await.ok();
+        out
+    }
+
+    pub async fn queued_events(&self) -> Vec<Message> {
+        self.drain_queue(&self.names.events_queue).await
+    }
+
+    /// Stops the server, drops the database and deletes the queues.
+    pub async fn cleanup(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self.db.close().await;
+        if let Ok(conn) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+            if let Ok(ch) = conn.create_channel().await {
+                let mut queues = vec![
+                    self.names.events_queue.clone(),
+                    self.names.dead_queue.clone(),
+                ];
+                queues.extend(RETRY_TIERS.iter().map(|d| self.names.retry_queue(*d)));
+                for q in queues {
+                    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                        .await
+                        .ok();
+                }
+            }
+            conn.close(200, "done".into()).await.ok();
+        }
+        if let Ok(admin) = PgPool::connect(&format!("{}/postgres", pg_server())).await {
+            sqlx::query(&format!(
+                "drop database if exists \"{}\" with (force)",
+                self.db_name
+            ))
+            .execute(&admin)
+            .await
+            .ok();
+            admin.close().await;
+        }
+    }
+}
+
+/// Waits for `cond` with a bounded number of polls, panicking with `what` when it never holds.
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A problem+json body.
+pub async fn problem(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/problem+json"),
+        "status {status} answered without problem+json"
+    );
+    let body: serde_json::Value = resp.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "problem status matches HTTP status");
+    (status, body)
+}

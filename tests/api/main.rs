@@ -1,0 +1,5 @@
+//! Integration tests against real PostgreSQL and RabbitMQ. One binary: every module is a group.
+
+mod helpers;
+mod proxy;
+mod webhooks;
