@@ -53,6 +53,13 @@ pub enum Command {
     /// Load generators that print throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Exit 0 when a running service answers ready, 1 otherwise (for container healthchecks,
+    /// where images have no curl).
+    Healthcheck {
+        /// The readiness URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
 }
 
 /// Settings of `run` and `serve`.

@@ -39,7 +39,7 @@ pub struct DbSettings {
         env = "DATABASE_URL",
         default_value = "postgres://postgres@localhost/shopbridge",
         value_parser = parse_redacted,
-        hide_default_value = false
+        hide_env_values = true
     )]
     pub database_url: Redacted<String>,
     /// Largest number of PostgreSQL connections this process opens.
@@ -59,7 +59,8 @@ pub struct BrokerSettings {
         long = "amqp-url",
         env = "AMQP_URL",
         default_value = "amqp://guest:guest@localhost:5672/%2f",
-        value_parser = parse_redacted
+        value_parser = parse_redacted,
+        hide_env_values = true
     )]
     pub amqp_url: Redacted<String>,
     /// Prefix for every exchange and queue name (e.g. `staging.`); empty in production.

@@ -17,5 +17,6 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Connections(cmd)) => commands::connections::run(cmd).await,
         Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,
         Some(Command::Bench(cmd)) => bench::run(cmd).await,
+        Some(Command::Healthcheck { url }) => commands::healthcheck(&url).await,
     }
 }

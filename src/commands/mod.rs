@@ -68,3 +68,18 @@ pub async fn send_test_event(args: SendTestEventArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `shopbridge healthcheck`: succeeds when `url` answers 2xx within five seconds.
+///
+/// # Errors
+/// When the service does not answer, or answers not ready.
+pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    Ok(())
+}
