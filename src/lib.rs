@@ -15,6 +15,7 @@ pub mod app;
 pub mod bench;
 pub mod cache;
 pub mod channel;
+pub mod channels;
 pub mod cli;
 pub mod commands;
 pub mod config;

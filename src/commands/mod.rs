@@ -80,6 +80,10 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
         .send()
         .await
         .with_context(|| format!("{url} did not answer"))?;
-    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
     Ok(())
 }

@@ -4,7 +4,12 @@
 //! CI then needs no prepared `.sqlx/` data, and every query is exercised by an integration test
 //! against a real database instead.
 
+pub mod catalog;
 pub mod connections;
+pub mod events;
+pub mod ledger;
+pub mod orders;
+pub mod vouchers;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -90,6 +90,7 @@ async fn accept(
         channel: conn.channel,
         topic: verified.topic,
         received_at: Utc::now(),
+        occurred_at: verified.occurred_at,
         request_id: headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())

@@ -25,6 +25,8 @@ pub mod headers {
     pub const TOPIC: &str = "shopbridge-topic";
     /// When the receiver accepted it (RFC 3339).
     pub const RECEIVED_AT: &str = "shopbridge-received-at";
+    /// When the shop says the event happened (RFC 3339), when the signature scheme says.
+    pub const OCCURRED_AT: &str = "shopbridge-occurred-at";
     /// The HTTP request id, so the worker's logs share it.
     pub const REQUEST_ID: &str = "shopbridge-request-id";
     /// How many times the worker has tried it (set on retries).
@@ -99,6 +101,8 @@ pub struct Outgoing {
     pub topic: String,
     /// When it was accepted.
     pub received_at: chrono::DateTime<chrono::Utc>,
+    /// When the shop says it happened (from the signed headers or payload), if it says.
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The HTTP request id.
     pub request_id: Option<String>,
 }
@@ -126,6 +130,9 @@ impl Outgoing {
         put(&mut h, headers::CHANNEL, self.channel.as_str().to_owned());
         put(&mut h, headers::TOPIC, self.topic.clone());
         put(&mut h, headers::RECEIVED_AT, self.received_at.to_rfc3339());
+        if let Some(at) = self.occurred_at {
+            put(&mut h, headers::OCCURRED_AT, at.to_rfc3339());
+        }
         if let Some(id) = &self.request_id {
             put(&mut h, headers::REQUEST_ID, id.clone());
         }

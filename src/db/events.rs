@@ -1,0 +1,170 @@
+//! The event inbox and audit trail: one row per (connection, event id), holding the source
+//! document and what became of it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+/// A delivered event, as the worker records it on arrival.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    /// The connection it arrived on.
+    pub connection_id: Uuid,
+    /// The shop's event id (the AMQP message id).
+    pub source_event_id: &'a str,
+    /// Channel kind.
+    pub channel: &'a str,
+    /// Topic as the channel names it.
+    pub topic: &'a str,
+    /// The raw body, exactly as signed.
+    pub body: &'a [u8],
+    /// When the receiver accepted it.
+    pub received_at: DateTime<Utc>,
+    /// When the shop says it happened, if it says.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The HTTP request id.
+    pub request_id: Option<&'a str>,
+}
+
+/// What the inbox says about a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// First delivery: process it (the row is written, status `processing`).
+    New(Uuid),
+    /// Delivered before and failed then: process it again (a replay).
+    Retry(Uuid),
+    /// Delivered before and done (or being done by this very transaction): skip it.
+    Duplicate(Uuid),
+}
+
+/// Records a delivery in the inbox, telling a first delivery from a redelivery. Concurrent
+/// deliveries of one event serialise on the row: the second sees the first's outcome.
+///
+/// # Errors
+/// A database error (e.g. the connection no longer exists).
+pub async fn arrive(db: &mut PgConnection, e: &NewEvent<'_>) -> sqlx::Result<Arrival> {
+    let (id, status, inserted): (Uuid, String, bool) = sqlx::query_as(
+        "insert into events (id, connection_id, source_event_id, channel, topic, body, received_at, \
+             occurred_at, request_id, status) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing') \
+         on conflict on constraint events_inbox do update set deliveries = events.deliveries + 1 \
+         returning id, status, (xmax = 0) as inserted",
+    )
+    .bind(Uuid::now_v7())
+    .bind(e.connection_id)
+    .bind(e.source_event_id)
+    .bind(e.channel)
+    .bind(e.topic)
+    .bind(e.body)
+    .bind(e.received_at)
+    .bind(e.occurred_at)
+    .bind(e.request_id)
+    .fetch_one(db)
+    .await?;
+    Ok(match (inserted, status.as_str()) {
+        (true, _) => Arrival::New(id),
+        (false, "failed") => Arrival::Retry(id),
+        _ => Arrival::Duplicate(id),
+    })
+}
+
+/// Sets the final status of events (one row each), with their reasons.
+///
+/// # Errors
+/// A database error.
+pub async fn finish(
+    db: &mut PgConnection,
+    ids: &[Uuid],
+    statuses: &[&str],
+    reasons: &[Option<String>],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update events e set status = u.status, reason = u.reason, processed_at = now() \
+         from unnest($1::uuid[], $2::text[], $3::text[]) as u(id, status, reason) where e.id = u.id",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .bind(reasons)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks one event failed with its reason, creating its row if the posting transaction that
+/// would have created it was rolled back. Used for permanent failures found after a rollback.
+///
+/// # Errors
+/// A database error.
+pub async fn record_failure(
+    db: &mut PgConnection,
+    e: &NewEvent<'_>,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into events (id, connection_id, source_event_id, channel, topic, body, received_at, \
+             occurred_at, request_id, status, reason, processed_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'failed', $10, now()) \
+         on conflict on constraint events_inbox do update \
+             set status = 'failed', reason = excluded.reason, processed_at = now() \
+             where events.status in ('failed', 'processing')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(e.connection_id)
+    .bind(e.source_event_id)
+    .bind(e.channel)
+    .bind(e.topic)
+    .bind(e.body)
+    .bind(e.received_at)
+    .bind(e.occurred_at)
+    .bind(e.request_id)
+    .bind(reason)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// An event as operators see it.
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct EventRow {
+    /// shopbridge's id of the event.
+    pub id: Uuid,
+    /// Its connection.
+    pub connection_id: Uuid,
+    /// The shop's event id.
+    pub source_event_id: String,
+    /// Channel kind.
+    pub channel: String,
+    /// Topic.
+    pub topic: String,
+    /// processed, skipped, ignored or failed.
+    pub status: String,
+    /// Why it was skipped, ignored or failed.
+    pub reason: Option<String>,
+    /// Deliveries so far.
+    pub deliveries: i32,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+    /// When its status was last set.
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// Events, newest first, optionally of one status.
+///
+/// # Errors
+/// A database error.
+pub async fn list(
+    db: &mut PgConnection,
+    status: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(
+        "select id, connection_id, source_event_id, channel, topic, status, reason, deliveries, received_at, \
+                processed_at \
+         from events where ($1::text is null or status = $1) order by received_at desc, id desc limit $2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
