@@ -144,14 +144,16 @@ create table vouchers (
     kind            text not null check (kind in ('invoice', 'credit_note', 'payment', 'refund_payment')),
     description     text not null,
     idempotency_key text not null,
-    connection_id   uuid references connections (id),
+    connection_id   uuid not null references connections (id),
     order_id        text,
     source_event    uuid references events (id),
     -- The voucher this one reverses or corrects. "Reversed by" is the inverse of this column:
     -- a posted voucher is never updated, so it is found by query, not stored.
     reverses        uuid references vouchers (id),
     posted_at       timestamptz not null default now(),
-    constraint vouchers_idempotency_key unique (company_id, idempotency_key),
+    -- Keys are the shop's ids (orders, payments): unique per connection, since two shops of one
+    -- company may both have an order 1001.
+    constraint vouchers_idempotency_key unique (connection_id, idempotency_key),
     constraint vouchers_number unique (company_id, series, year, number),
     check (year = extract(year from voucher_date))
 );
@@ -183,9 +185,8 @@ create index voucher_lines_account on voucher_lines (company_id, account);
 
 -- Invariant 1: every voucher balances, in the base currency and in each line currency, and has
 -- lines. Checked at commit (deferred), when all of a voucher's lines are in.
-create function check_voucher_balanced() returns trigger language plpgsql as $$
+create function assert_voucher_balanced(vid uuid) returns void language plpgsql as $$
 declare
-    vid uuid := coalesce(new.voucher_id, new.id);
     total numeric;
     lines integer;
     bad_currency text;
@@ -204,13 +205,24 @@ begin
     if bad_currency is not null then
         raise exception 'voucher % does not balance in %', vid, bad_currency using errcode = '23514';
     end if;
+end $$;
+
+create function check_voucher_balanced() returns trigger language plpgsql as $$
+begin
+    perform assert_voucher_balanced(new.id);
+    return null;
+end $$;
+
+create function check_voucher_line_balanced() returns trigger language plpgsql as $$
+begin
+    perform assert_voucher_balanced(new.voucher_id);
     return null;
 end $$;
 
 create constraint trigger vouchers_balanced after insert on vouchers
     deferrable initially deferred for each row execute function check_voucher_balanced();
 create constraint trigger voucher_lines_balanced after insert on voucher_lines
-    deferrable initially deferred for each row execute function check_voucher_balanced();
+    deferrable initially deferred for each row execute function check_voucher_line_balanced();
 
 -- Invariant 2: a posted voucher is never changed or deleted; a correction is a new voucher.
 create function refuse_voucher_change() returns trigger language plpgsql as $$

@@ -19,12 +19,47 @@ use crate::metrics::Metrics;
 use crate::queue::Names;
 use crate::queue::publisher::{Publisher, PublisherConfig};
 
-/// Receiver and worker in one process (the worker joins once it exists).
+/// Receiver and worker in one process: the default, and what compose runs.
 ///
 /// # Errors
 /// When start-up fails (database, listen address) or the server stops with an error.
 pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    serve(args, stop).await
+    let worker_args = args.clone();
+    let worker_stop = stop.clone();
+    let worker = tokio::spawn(async move { worker(worker_args, worker_stop).await });
+    let served = serve(args, stop.clone()).await;
+    // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
+    stop.cancel();
+    let worked = worker.await.context("worker task panicked")?;
+    served.and(worked)
+}
+
+/// The worker until `stop` fires; batches in flight finish first.
+///
+/// # Errors
+/// When PostgreSQL is unreachable at start.
+pub async fn worker(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let db = crate::db::connect(&args.db).await?;
+    crate::db::migrate(&db).await?;
+    let deps = worker_deps(db, &args);
+    crate::worker::run(
+        deps,
+        args.broker.amqp_url.expose().clone(),
+        args.broker.queue_expires,
+        stop,
+    )
+    .await
+}
+
+/// The worker's dependencies for `args` over an open pool.
+#[must_use]
+pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
+    crate::worker::Deps {
+        db,
+        contexts: Arc::new(crate::worker::contexts::Contexts::default()),
+        names: Names::new(&args.broker.queue_prefix),
+        settings: args.worker.clone(),
+    }
 }
 
 /// The webhook receiver until `stop` fires.

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::channel::Channel;
-use crate::config::{BrokerSettings, DbSettings, LogFormat, ServeSettings};
+use crate::config::{BrokerSettings, DbSettings, LogFormat, ServeSettings, WorkerSettings};
 
 /// Keeps a webshop and its accounting in step: signed webhooks in, balanced vouchers out.
 #[derive(Parser, Debug)]
@@ -43,6 +43,8 @@ pub enum Command {
     Run(RunArgs),
     /// The webhook receiver only.
     Serve(RunArgs),
+    /// The worker only: posts queued events to the ledger.
+    Worker(RunArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
     /// Add, list, show, enable, disable connections and rotate their secrets.
@@ -74,6 +76,9 @@ pub struct RunArgs {
     /// HTTP settings.
     #[command(flatten)]
     pub serve: ServeSettings,
+    /// Worker settings.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
 }
 
 /// Settings of `migrate`.

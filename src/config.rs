@@ -108,6 +108,23 @@ pub struct ServeSettings {
     pub connection_cache_ttl: Duration,
 }
 
+/// The worker's settings.
+#[derive(Args, Clone, Debug)]
+pub struct WorkerSettings {
+    /// Events posted in one database transaction at most.
+    #[arg(long, env = "SHOPBRIDGE_BATCH_SIZE", default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub batch_size: usize,
+    /// How long a batch waits to fill before it is posted anyway.
+    #[arg(long, env = "SHOPBRIDGE_BATCH_WAIT", default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub batch_wait: Duration,
+    /// Batches posted at once.
+    #[arg(long, env = "SHOPBRIDGE_WORKER_CONCURRENCY", default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub concurrency: usize,
+    /// Tries of an event that keeps failing transiently before it is dead-lettered.
+    #[arg(long, env = "SHOPBRIDGE_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+}
+
 /// How logs are written.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {

@@ -30,3 +30,4 @@ pub mod samples;
 pub mod shutdown;
 pub mod signature;
 pub mod telemetry;
+pub mod worker;

@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
         None => app::run(cli.run, shutdown::on_signal()).await,
         Some(Command::Run(args)) => app::run(args, shutdown::on_signal()).await,
         Some(Command::Serve(args)) => app::serve(args, shutdown::on_signal()).await,
+        Some(Command::Worker(args)) => app::worker(args, shutdown::on_signal()).await,
         Some(Command::Migrate(args)) => commands::migrate(&args.db).await,
         Some(Command::Connections(cmd)) => commands::connections::run(cmd).await,
         Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,

@@ -42,16 +42,25 @@ pub async fn connect(settings: &DbSettings) -> anyhow::Result<PgPool> {
         .context("cannot connect to PostgreSQL (DATABASE_URL)")
 }
 
-/// Applies the migrations that are not applied yet. Safe to run from several processes at once
-/// (sqlx takes an advisory lock).
+/// Applies the migrations that are not applied yet, then gives the default company the default
+/// chart, VAT codes and posting rules if it has none. Safe to run from several processes at
+/// once (sqlx and the seed take advisory locks).
 ///
 /// # Errors
-/// When a migration fails or an applied one was changed.
+/// When a migration fails, an applied one was changed, or the seed fails.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)
         .await
-        .context("database migration failed")
+        .context("database migration failed")?;
+    let mut tx = pool.begin().await?;
+    let company = connections::default_company(&mut tx).await?;
+    if ledger::seed_company(&mut tx, company).await? {
+        tracing::info!(%company, "Gave the default company the default chart, VAT codes and rules.");
+    }
+    tx.commit()
+        .await
+        .context("seeding the default company failed")
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {

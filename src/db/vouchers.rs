@@ -136,26 +136,26 @@ async fn resolve_reverses(
     let mut known: HashMap<(Uuid, &str), Uuid> = vouchers
         .iter()
         .zip(ids)
-        .map(|(v, id)| ((v.company_id, v.voucher.key()), *id))
+        .map(|(v, id)| ((v.connection_id, v.voucher.key()), *id))
         .collect();
     let wanted: Vec<(Uuid, &str)> = vouchers
         .iter()
-        .filter_map(|v| v.voucher.reverses().map(|k| (v.company_id, k)))
+        .filter_map(|v| v.voucher.reverses().map(|k| (v.connection_id, k)))
         .filter(|k| !known.contains_key(k))
         .collect();
     if !wanted.is_empty() {
-        let companies: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
+        let connections: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
         let keys: Vec<&str> = wanted.iter().map(|w| w.1).collect();
         let found: Vec<(Uuid, String, Uuid)> = sqlx::query_as(
-            "select v.company_id, v.idempotency_key, v.id from vouchers v \
-             join unnest($1::uuid[], $2::text[]) as u(c, k) on v.company_id = u.c and v.idempotency_key = u.k",
+            "select v.connection_id, v.idempotency_key, v.id from vouchers v \
+             join unnest($1::uuid[], $2::text[]) as u(c, k) on v.connection_id = u.c and v.idempotency_key = u.k",
         )
-        .bind(&companies)
+        .bind(&connections)
         .bind(&keys)
         .fetch_all(&mut *db)
         .await?;
-        for (company, key, id) in &found {
-            if let Some(w) = wanted.iter().find(|w| w.0 == *company && w.1 == key) {
+        for (connection, key, id) in &found {
+            if let Some(w) = wanted.iter().find(|w| w.0 == *connection && w.1 == key) {
                 known.insert(*w, *id);
             }
         }

@@ -44,7 +44,11 @@ impl Incoming {
         let attempt = header_int(&delivery.properties, headers::ATTEMPT)
             .and_then(|a| u32::try_from(a).ok())
             .unwrap_or(0);
-        Incoming { delivery, meta, attempt }
+        Incoming {
+            delivery,
+            meta,
+            attempt,
+        }
     }
 
     /// The raw body.
@@ -66,8 +70,14 @@ fn read_meta(d: &Delivery) -> Result<Meta, String> {
     let connection_id = text(headers::CONNECTION_ID)?
         .parse()
         .map_err(|_| "the connection id header is not a uuid".to_owned())?;
-    let channel = text(headers::CHANNEL)?.parse().map_err(|e| format!("{e}"))?;
-    let time = |key: &str| header_str(p, key).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+    let channel = text(headers::CHANNEL)?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let time = |key: &str| {
+        header_str(p, key)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
     Ok(Meta {
         event_id,
         connection_id,

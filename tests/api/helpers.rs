@@ -9,7 +9,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use shopbridge::channel::Channel;
 use shopbridge::cli::RunArgs;
-use shopbridge::config::{BrokerSettings, DbSettings, Redacted, ServeSettings};
+use shopbridge::config::{BrokerSettings, DbSettings, Redacted, ServeSettings, WorkerSettings};
 use shopbridge::connections::{self, AddConnection, Added};
 use shopbridge::http::AppState;
 use shopbridge::queue::{Names, RETRY_TIERS};
@@ -32,7 +32,23 @@ pub fn amqp_url() -> String {
 
 /// The broker's address, for proxies.
 pub fn amqp_addr() -> SocketAddr {
-    "127.0.0.1:5672".parse().unwrap()
+    let url = amqp_url();
+    let host_port = url
+        .split('@')
+        .next_back()
+        .unwrap_or(&url)
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:5672");
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5672")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .ok()
+        .and_then(|mut a| a.next())
+        .expect("TEST_AMQP_URL names a reachable host")
 }
 
 /// A message taken off a queue.
@@ -61,6 +77,18 @@ pub struct Options {
     pub body_limit: usize,
     pub rate_limit: u32,
     pub confirm_timeout: Duration,
+    pub worker: bool,
+    pub max_attempts: u32,
+}
+
+impl Options {
+    /// The receiver alone: events stay on the queue for the test to inspect.
+    pub fn receiver() -> Options {
+        Options {
+            worker: false,
+            ..Options::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -70,6 +98,8 @@ impl Default for Options {
             body_limit: 1024 * 1024,
             rate_limit: 0,
             confirm_timeout: Duration::from_secs(5),
+            worker: true,
+            max_attempts: 5,
         }
     }
 }
@@ -85,6 +115,9 @@ pub struct TestApp {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub client: reqwest::Client,
     db_name: String,
+    args: RunArgs,
+    worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    worker_stop: CancellationToken,
 }
 
 impl TestApp {
@@ -93,6 +126,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            // Logs of the app under test, when asked for: TEST_LOG=1 cargo test -- --nocapture
+            let _ = tracing_subscriber::fmt()
+                .with_test_writer()
+                .with_env_filter("shopbridge=debug")
+                .try_init();
+        }
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("shopbridge_test_{id}");
         let prefix = format!("test-{id}.");
@@ -118,6 +158,12 @@ impl TestApp {
                 rate_limit: opts.rate_limit,
                 connection_cache_ttl: Duration::from_secs(60),
             },
+            worker: WorkerSettings {
+                batch_size: 50,
+                batch_wait: Duration::from_millis(10),
+                concurrency: 2,
+                max_attempts: opts.max_attempts,
+            },
         };
         let stop = CancellationToken::new();
         let state = shopbridge::app::build_state(&args, stop.clone())
@@ -127,6 +173,10 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let router = shopbridge::http::router(state.clone());
         let server = tokio::spawn(shopbridge::http::serve(listener, router, stop.clone()));
+        let worker_stop = stop.child_token();
+        let worker = opts
+            .worker
+            .then(|| Self::start_worker(&args, &state.db, worker_stop.clone()));
         TestApp {
             addr,
             url: format!("http://{addr}"),
@@ -137,15 +187,121 @@ impl TestApp {
             server,
             client: reqwest::Client::new(),
             db_name,
+            args,
+            worker,
+            worker_stop,
         }
+    }
+
+    fn start_worker(
+        args: &RunArgs,
+        db: &PgPool,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let deps = shopbridge::app::worker_deps(db.clone(), args);
+        let url = args.broker.amqp_url.expose().clone();
+        tokio::spawn(shopbridge::worker::run(
+            deps,
+            url,
+            args.broker.queue_expires,
+            stop,
+        ))
+    }
+
+    /// Starts one more worker on the same queue (workers scale out).
+    pub fn spawn_extra_worker(&self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        Self::start_worker(&self.args, &self.db, self.worker_stop.clone())
+    }
+
+    /// Worker dependencies, for calling the worker's functions directly.
+    pub fn worker_deps(&self) -> shopbridge::worker::Deps {
+        shopbridge::app::worker_deps(self.db.clone(), &self.args)
+    }
+
+    /// Waits until the event with this shop event id (of any connection) has a final status.
+    pub async fn wait_for_event(&self, source_event_id: &str) -> (String, Option<String>) {
+        self.wait_for_event_of(None, source_event_id).await
+    }
+
+    /// Waits until the event with this shop event id has a final status; returns it.
+    pub async fn wait_for_event_of(
+        &self,
+        connection: Option<Uuid>,
+        source_event_id: &str,
+    ) -> (String, Option<String>) {
+        let mut found = None;
+        for _ in 0..400 {
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "select status, reason from events where source_event_id = $1 and status <> 'processing' \
+                 and ($2::uuid is null or connection_id = $2)",
+            )
+            .bind(source_event_id)
+            .bind(connection)
+                    .fetch_optional(&self.db)
+                    .await
+                    .unwrap();
+            if let Some(r) = row {
+                found = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        found.unwrap_or_else(|| panic!("event {source_event_id} was never processed"))
+    }
+
+    /// Checks the ledger's invariants: every voucher balances, keys are unique, numbers gapless.
+    pub async fn assert_ledger_invariants(&self) {
+        let unbalanced: i64 = sqlx::query_scalar(
+            "select count(*) from (select voucher_id from voucher_lines group by voucher_id having sum(amount) <> 0) x",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(unbalanced, 0, "every voucher balances");
+        let dup_keys: i64 = sqlx::query_scalar(
+            "select count(*) from (select 1 from vouchers group by connection_id, idempotency_key having count(*) > 1) x",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(dup_keys, 0, "no idempotency key twice");
+        let gaps: Vec<(String, i32, i64, i32)> = sqlx::query_as(
+            "select series, year, count(*), max(number) from vouchers group by company_id, series, year",
+        )
+        .fetch_all(&self.db)
+        .await
+        .unwrap();
+        for (series, year, count, max) in gaps {
+            assert_eq!(
+                count,
+                i64::from(max),
+                "numbers of {series} {year} are 1..={max} without gaps"
+            );
+        }
+        let without_lines: i64 = sqlx::query_scalar(
+            "select count(*) from vouchers v where not exists (select 1 from voucher_lines l where l.voucher_id = v.id)",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(without_lines, 0, "every voucher has lines");
     }
 
     /// Adds a connection through the same code the CLI uses.
     pub async fn add_connection(&self, channel: Channel) -> Added {
+        self.add_connection_from(channel, None).await
+    }
+
+    /// Adds a connection that processes orders registered from `from` (default: today).
+    pub async fn add_connection_from(
+        &self,
+        channel: Channel,
+        from: Option<chrono::NaiveDate>,
+    ) -> Added {
         let input = AddConnection {
             name: format!("{channel} test shop"),
             channel,
-            process_orders_from: None,
+            process_orders_from: from,
             prepaid_account: None,
             department: None,
             location: None,
@@ -186,6 +342,22 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Posts a native event (a fixture's bytes), signed with its own id.
+    pub async fn post_native(&self, conn: &Added, body: &[u8]) -> reqwest::Response {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("fixture is JSON");
+        let id = v["id"].as_str().expect("event id").to_owned();
+        let topic = v["type"].as_str().expect("type").to_owned();
+        self.post_signed(
+            conn.connection.id,
+            Channel::Nettbutikk,
+            &conn.secret,
+            &id,
+            &topic,
+            body,
+        )
+        .await
+    }
+
     /// Takes every message now on `queue` (acking them).
     pub async fn drain_queue(&self, queue: &str) -> Vec<Message> {
         let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
@@ -220,6 +392,9 @@ impl TestApp {
     pub async fn cleanup(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        if let Some(worker) = self.worker {
+            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+        }
         self.db.close().await;
         if let Ok(conn) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
             if let Ok(ch) = conn.create_channel().await {

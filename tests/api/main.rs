@@ -3,3 +3,4 @@
 mod helpers;
 mod proxy;
 mod webhooks;
+mod worker;

@@ -16,7 +16,7 @@ use crate::proxy::FaultProxy;
 
 #[tokio::test]
 async fn a_valid_event_of_each_channel_is_accepted_and_queued_once_with_its_headers() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     for channel in Channel::ALL {
         let conn = app.add_connection(channel).await;
         let id = conn.connection.id;
@@ -75,7 +75,7 @@ async fn a_valid_event_of_each_channel_is_accepted_and_queued_once_with_its_head
 
 #[tokio::test]
 async fn the_woocommerce_fixture_verifies_over_http_with_the_platforms_own_secret() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     let conn = app.add_connection(Channel::WooCommerce).await;
     let id = conn.connection.id;
     // WC-2 of the shared test vectors: the platform's secret, set the way an operator would.
@@ -103,7 +103,7 @@ async fn the_woocommerce_fixture_verifies_over_http_with_the_platforms_own_secre
 
 #[tokio::test]
 async fn the_woocommerce_creation_ping_gets_200_and_nothing_is_queued() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     let conn = app.add_connection(Channel::WooCommerce).await;
     let resp = app
         .client
@@ -120,7 +120,7 @@ async fn the_woocommerce_creation_ping_gets_200_and_nothing_is_queued() {
 
 #[tokio::test]
 async fn every_rejection_has_its_status_and_problem_body_and_queues_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
     let id = conn.connection.id;
     let sample = samples::order(Channel::Nettbutikk, "1001", Utc::now(), 0);
@@ -278,7 +278,7 @@ async fn every_rejection_has_its_status_and_problem_body_and_queues_nothing() {
 async fn a_body_over_the_limit_gets_413_without_being_read() {
     let app = TestApp::spawn_with(Options {
         body_limit: 4096,
-        ..Options::default()
+        ..Options::receiver()
     })
     .await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
@@ -318,7 +318,7 @@ async fn a_body_over_the_limit_gets_413_without_being_read() {
 async fn too_many_requests_for_one_connection_get_429_with_retry_after() {
     let app = TestApp::spawn_with(Options {
         rate_limit: 2,
-        ..Options::default()
+        ..Options::receiver()
     })
     .await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
@@ -361,7 +361,7 @@ async fn when_the_broker_is_unreachable_the_answer_is_503_and_it_heals_without_a
     let app = TestApp::spawn_with(Options {
         amqp_url: url,
         confirm_timeout: Duration::from_secs(2),
-        ..Options::default()
+        ..Options::receiver()
     })
     .await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
@@ -443,7 +443,7 @@ async fn when_the_broker_is_unreachable_the_answer_is_503_and_it_heals_without_a
 
 #[tokio::test]
 async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
     let id = conn.connection.id;
     let new = connections::replace_secret(&app.db, &app.vault(), id, None, Duration::from_secs(2))
@@ -508,7 +508,7 @@ async fn a_request_in_flight_at_shutdown_completes_with_202() {
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
     let app = TestApp::spawn_with(Options {
         amqp_url: url,
-        ..Options::default()
+        ..Options::receiver()
     })
     .await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
@@ -541,7 +541,7 @@ async fn a_request_in_flight_at_shutdown_completes_with_202() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options::receiver()).await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
     let s = samples::order(Channel::Nettbutikk, "1", Utc::now(), 0);
     app.post_signed(

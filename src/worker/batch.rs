@@ -1,0 +1,313 @@
+//! One transaction for a batch of deliveries: inbox, source documents, order locks, posting,
+//! vouchers, statuses; then commit. The pure engine does the bookkeeping; this file only
+//! loads what it needs and stores what it returns.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::Deps;
+use super::incoming::{Incoming, Meta};
+use crate::channels;
+use crate::db::events::{self, Arrival, NewEvent};
+use crate::db::vouchers::ToInsert;
+use crate::db::{catalog, orders, vouchers};
+use crate::posting::event::{Event, ExchangeRate};
+use crate::posting::{self, Context, OrderState, Outcome as EngineOutcome, Voucher, oslo_date};
+
+/// What became of one delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Vouchers were posted, or there was nothing to post (unchanged, product); ack.
+    Processed,
+    /// Deliberately not posted (before the cut-off date, stale version); ack.
+    Skipped(String),
+    /// A topic shopbridge does not post; ack.
+    Ignored(String),
+    /// Already handled; ack.
+    Duplicate,
+    /// Cannot be posted as it is: dead-letter with this reason.
+    Failed(String),
+    /// Could be posted later (its order has not arrived): retry with backoff.
+    Retry(String),
+}
+
+type OrderKey = (Uuid, String);
+
+/// A delivery that passed the inbox and the adapter, waiting to be posted.
+struct Work<'a> {
+    index: usize,
+    event_row: Uuid,
+    meta: &'a Meta,
+    events: Vec<Event>,
+}
+
+/// Posts a batch in one transaction and returns each delivery's outcome, in order.
+///
+/// # Errors
+/// A database error: nothing was committed, and the caller retries the deliveries one by one.
+pub async fn process(deps: &Deps, batch: &[Incoming]) -> Result<Vec<Outcome>, anyhow::Error> {
+    let mut tx = deps.db.begin().await?;
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+    let mut work = Vec::new();
+    let mut rows: Vec<(usize, Uuid)> = Vec::new();
+    for (i, item) in batch.iter().enumerate() {
+        let meta = match &item.meta {
+            Ok(meta) => meta,
+            Err(reason) => {
+                outcomes[i] = Some(Outcome::Failed(reason.clone()));
+                continue;
+            }
+        };
+        let row = match events::arrive(&mut tx, &new_event(meta, item.body())).await? {
+            Arrival::Duplicate(_) => {
+                outcomes[i] = Some(Outcome::Duplicate);
+                continue;
+            }
+            Arrival::New(id) | Arrival::Retry(id) => id,
+        };
+        rows.push((i, row));
+        match channels::parse(meta.channel, &meta.topic, item.body()) {
+            Ok(events) => work.push(Work {
+                index: i,
+                event_row: row,
+                meta,
+                events,
+            }),
+            Err(e) => outcomes[i] = Some(Outcome::Failed(format!("invalid payload: {e}"))),
+        }
+    }
+    let mut states = lock_orders(&mut tx, &work).await?;
+    let mut touched: BTreeMap<OrderKey, ()> = BTreeMap::new();
+    let mut posted: Vec<(Voucher, Uuid, Uuid, Uuid)> = Vec::new(); // voucher, company, connection, event row
+    for w in &work {
+        let outcome = match post_one(deps, &mut tx, w, &mut states).await? {
+            Ok((outcome, vouchers, keys, company)) => {
+                touched.extend(keys.into_iter().map(|k| (k, ())));
+                posted.extend(
+                    vouchers
+                        .into_iter()
+                        .map(|v| (v, company, w.meta.connection_id, w.event_row)),
+                );
+                outcome
+            }
+            Err(outcome) => outcome,
+        };
+        outcomes[w.index] = Some(outcome);
+    }
+    store_orders(&mut tx, &states, touched.keys()).await?;
+    let inserts: Vec<ToInsert<'_>> = posted
+        .iter()
+        .map(|(v, company, conn, row)| ToInsert {
+            voucher: v,
+            company_id: *company,
+            connection_id: *conn,
+            source_event: *row,
+        })
+        .collect();
+    vouchers::insert(&mut tx, &inserts).await?;
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Duplicate))
+        .collect();
+    finish_events(&mut tx, &rows, &outcomes).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+fn new_event<'a>(meta: &'a Meta, body: &'a [u8]) -> NewEvent<'a> {
+    NewEvent {
+        connection_id: meta.connection_id,
+        source_event_id: &meta.event_id,
+        channel: meta.channel.as_str(),
+        topic: &meta.topic,
+        body,
+        received_at: meta.received_at,
+        occurred_at: meta.occurred_at,
+        request_id: meta.request_id.as_deref(),
+    }
+}
+
+/// Locks every order the batch touches, all at once and in key order.
+async fn lock_orders(
+    db: &mut PgConnection,
+    work: &[Work<'_>],
+) -> sqlx::Result<HashMap<OrderKey, OrderState>> {
+    let mut keys: Vec<OrderKey> = work
+        .iter()
+        .flat_map(|w| {
+            w.events
+                .iter()
+                .filter_map(|e| e.order_id().map(|o| (w.meta.connection_id, o.to_owned())))
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (conns, ids): (Vec<Uuid>, Vec<String>) = keys.into_iter().unzip();
+    let rows = orders::lock(db, &conns, &ids).await?;
+    Ok(rows.into_iter().map(|(c, o, s)| ((c, o), s)).collect())
+}
+
+type Posted = (Outcome, Vec<Voucher>, Vec<OrderKey>, Uuid);
+
+/// Posts the canonical events of one delivery against staged copies of its orders' states;
+/// the copies replace the batch's states only if every event of the delivery posts.
+async fn post_one(
+    deps: &Deps,
+    db: &mut PgConnection,
+    w: &Work<'_>,
+    states: &mut HashMap<OrderKey, OrderState>,
+) -> sqlx::Result<Result<Posted, Outcome>> {
+    let (company, base_ctx) = match deps.contexts.get(db, w.meta.connection_id).await {
+        Ok(c) => c,
+        Err(crate::db::ledger::LedgerError::Db(e)) => return Err(e),
+        Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
+    };
+    let date = oslo_date(w.meta.occurred_at.unwrap_or(w.meta.received_at));
+    let mut staged: HashMap<OrderKey, OrderState> = HashMap::new();
+    let mut vouchers = Vec::new();
+    let mut summary = Outcome::Processed;
+    for event in &w.events {
+        let rate = match exchange_rate(db, company, &base_ctx, event, date).await? {
+            Ok(rate) => rate,
+            Err(reason) => return Ok(Err(Outcome::Failed(reason))),
+        };
+        let ctx = base_ctx.for_event(rate, date);
+        let key = event
+            .order_id()
+            .map(|o| (w.meta.connection_id, o.to_owned()));
+        let prior = match &key {
+            Some(k) => staged
+                .get(k)
+                .or_else(|| states.get(k))
+                .cloned()
+                .unwrap_or_else(|| OrderState::new(&k.1)),
+            None => OrderState::new(""),
+        };
+        let posting = match posting::post(event, &ctx, &prior) {
+            Ok(p) => p,
+            Err(e) if e.is_retryable() => return Ok(Err(Outcome::Retry(e.to_string()))),
+            Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
+        };
+        remember_parties(db, w.meta.connection_id, event).await?;
+        summary = combine(summary, &posting.outcome);
+        vouchers.extend(posting.vouchers);
+        if let Some(k) = key {
+            staged.insert(k, posting.state);
+        }
+    }
+    let keys: Vec<OrderKey> = staged.keys().cloned().collect();
+    states.extend(staged);
+    Ok(Ok((summary, vouchers, keys, company)))
+}
+
+/// The rate for an event in another currency than the company's: from the payload if the order
+/// carries one (the engine reads that itself), else the company's rates table.
+async fn exchange_rate(
+    db: &mut PgConnection,
+    company: Uuid,
+    ctx: &Context,
+    event: &Event,
+    date: chrono::NaiveDate,
+) -> sqlx::Result<Result<Option<ExchangeRate>, String>> {
+    let currency = match event {
+        Event::Order(o) if o.exchange_rate.is_none() => Some(&o.currency),
+        Event::Payment(p) => Some(&p.currency),
+        Event::Refund(r) => Some(&r.currency),
+        _ => None,
+    };
+    let Some(currency) = currency.filter(|c| !c.eq_ignore_ascii_case(&ctx.base_currency)) else {
+        return Ok(Ok(None));
+    };
+    let micros =
+        crate::db::ledger::exchange_rate(db, company, &currency.to_ascii_uppercase(), date).await?;
+    // No rate is not decided here: the engine fails with its own message when it needs one.
+    Ok(Ok(micros.map(|micros| ExchangeRate { micros })))
+}
+
+/// Keeps the customer and product registers current.
+async fn remember_parties(
+    db: &mut PgConnection,
+    connection_id: Uuid,
+    event: &Event,
+) -> sqlx::Result<()> {
+    match event {
+        Event::Order(o) => {
+            if let Some(c) = &o.customer {
+                catalog::upsert_customer(db, connection_id, c).await?;
+            }
+        }
+        Event::Product(p) => catalog::upsert_product(db, connection_id, p).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One delivery's outcome from its events' outcomes: the most telling one wins.
+fn combine(so_far: Outcome, next: &EngineOutcome) -> Outcome {
+    let next = match next {
+        EngineOutcome::Posted | EngineOutcome::Unchanged | EngineOutcome::ProductUpserted => {
+            Outcome::Processed
+        }
+        EngineOutcome::Skipped(reason) => Outcome::Skipped(reason.clone()),
+        EngineOutcome::Stale => {
+            Outcome::Skipped("an older version than the one already applied".into())
+        }
+        EngineOutcome::Ignored(topic) => {
+            Outcome::Ignored(format!("shopbridge does not post `{topic}` events"))
+        }
+    };
+    match (&so_far, &next) {
+        (Outcome::Processed, _) => next,
+        _ => so_far,
+    }
+}
+
+async fn store_orders<'k>(
+    db: &mut PgConnection,
+    states: &HashMap<OrderKey, OrderState>,
+    touched: impl Iterator<Item = &'k OrderKey>,
+) -> sqlx::Result<()> {
+    let (mut conns, mut list) = (Vec::new(), Vec::new());
+    for key in touched {
+        if let Some(state) = states.get(key) {
+            conns.push(key.0);
+            list.push(state.clone());
+        }
+    }
+    if list.is_empty() {
+        return Ok(());
+    }
+    orders::store(db, &conns, &list).await
+}
+
+async fn finish_events(
+    db: &mut PgConnection,
+    rows: &[(usize, Uuid)],
+    outcomes: &[Outcome],
+) -> sqlx::Result<()> {
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut statuses = Vec::with_capacity(rows.len());
+    let mut reasons = Vec::with_capacity(rows.len());
+    for (i, id) in rows {
+        let (status, reason) = match &outcomes[*i] {
+            Outcome::Processed | Outcome::Duplicate => ("processed", None),
+            Outcome::Skipped(r) => ("skipped", Some(r.clone())),
+            Outcome::Ignored(r) => ("ignored", Some(r.clone())),
+            Outcome::Failed(r) => ("failed", Some(r.clone())),
+            // Left failed so that its redelivery is processed again (not taken for a duplicate).
+            Outcome::Retry(r) => ("failed", Some(format!("will retry: {r}"))),
+        };
+        ids.push(*id);
+        statuses.push(status);
+        reasons.push(reason);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    events::finish(db, &ids, &statuses, &reasons).await
+}

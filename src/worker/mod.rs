@@ -1,0 +1,212 @@
+//! The worker: consumes queued events in batches and turns each batch into one PostgreSQL
+//! transaction of vouchers (see [`batch`]), then settles every delivery (see [`settle`]):
+//! ack after commit, a delayed retry for transient failures, the dead-letter queue with a reason
+//! for permanent ones.
+
+pub mod batch;
+pub mod contexts;
+pub mod incoming;
+pub mod settle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::WorkerSettings;
+use crate::queue::{Names, topology};
+use batch::Outcome;
+use contexts::Contexts;
+use incoming::Incoming;
+
+/// What a batch needs; cheap to clone.
+#[derive(Clone)]
+pub struct Deps {
+    /// The ledger.
+    pub db: PgPool,
+    /// Cached posting contexts.
+    pub contexts: Arc<Contexts>,
+    /// Queue names.
+    pub names: Names,
+    /// Batching, retries.
+    pub settings: WorkerSettings,
+}
+
+/// Consumes until `stop` fires, then finishes the batches in flight and returns. Reconnects to
+/// RabbitMQ by itself when the connection drops.
+///
+/// # Errors
+/// Never for broker trouble (it reconnects); only when `stop` is not honoured cleanly.
+pub async fn run(
+    deps: Deps,
+    amqp_url: String,
+    queue_expires: Option<Duration>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        match consume(&deps, &amqp_url, queue_expires, &stop).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "Worker lost RabbitMQ; reconnecting.");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::info!("Worker stopped.");
+    Ok(())
+}
+
+async fn consume(
+    deps: &Deps,
+    url: &str,
+    expires: Option<Duration>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let conn = Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("shopbridge-worker".into()),
+    )
+    .await
+    .context("cannot connect to RabbitMQ")?;
+    let setup = conn.create_channel().await?;
+    topology::declare(&setup, &deps.names, expires)
+        .await
+        .context("cannot declare the queue topology")?;
+    let s = &deps.settings;
+    let consumer_channel = conn.create_channel().await?;
+    // Prefetch bounds what this worker holds unacked: every batch in flight plus the next one.
+    let prefetch = u16::try_from(s.batch_size * (s.concurrency + 1)).unwrap_or(u16::MAX);
+    consumer_channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let publisher = conn.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut consumer = consumer_channel
+        .basic_consume(
+            deps.names.events_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %deps.names.events_queue, prefetch, "Worker consuming.");
+    let tasks = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(s.concurrency.max(1)));
+    let result = loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => break Ok(()),
+            next = consumer.next() => next,
+        };
+        let Some(first) = first else {
+            break Err(anyhow::anyhow!("the broker closed the consumer"));
+        };
+        let mut batch = vec![Incoming::new(first.context("consumer failed")?)];
+        let deadline = tokio::time::Instant::now() + s.batch_wait;
+        while batch.len() < s.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.next()).await {
+                Ok(Some(Ok(d))) => batch.push(Incoming::new(d)),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "Consumer failed mid-batch.");
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .context("worker slots closed")?;
+        let (deps, publisher) = (deps.clone(), publisher.clone());
+        tasks.spawn(async move {
+            handle(&deps, &publisher, batch).await;
+            drop(permit);
+        });
+    };
+    tasks.close();
+    tasks.wait().await;
+    conn.close(200, "worker stopping".into()).await.ok();
+    result
+}
+
+/// Processes one batch and settles its deliveries. Never fails: what cannot be settled is
+/// nacked back to the queue.
+pub async fn handle(deps: &Deps, publisher: &Channel, batch: Vec<Incoming>) {
+    let outcomes = outcomes(deps, &batch).await;
+    for (item, outcome) in batch.iter().zip(outcomes) {
+        settle::settle(deps, publisher, item, outcome).await;
+    }
+}
+
+/// The outcomes of a batch: in one transaction, or, if that fails, each delivery on its own,
+/// so one bad event cannot hold up the others.
+pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
+    match batch::process(deps, batch).await {
+        Ok(outcomes) => return outcomes,
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            size = batch.len(),
+            "Batch failed; posting its events one by one."
+        ),
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for item in batch {
+        let one = std::slice::from_ref(item);
+        out.push(match batch::process(deps, one).await {
+            Ok(mut o) => o.pop().unwrap_or(Outcome::Retry("no outcome".into())),
+            Err(e) if is_transient(&e) => Outcome::Retry(format!("{e:#}")),
+            Err(e) => {
+                // The database refused the event's postings for good (a constraint, a value out
+                // of range): retrying cannot help, an operator can.
+                let reason = format!("the ledger refused the event: {e:#}");
+                settle::record_failure(deps, item, &reason).await;
+                Outcome::Failed(reason)
+            }
+        });
+    }
+    out
+}
+
+/// True for failures that may pass on their own: the database or network unavailable, a
+/// serialization failure, a deadlock, a lock timeout. Errors of unknown origin count as
+/// transient too; the attempt limit still bounds them.
+#[must_use]
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            // 08: connection exception; 40001 serialization failure; 40P01 deadlock;
+            // 53: insufficient resources; 55P03 lock not available; 57P0x: shutting down.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code.as_ref(),
+                    "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+                )
+        }
+        Some(
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_),
+        ) => true,
+        Some(_) => false,
+        None => true,
+    }
+}

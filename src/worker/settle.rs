@@ -1,0 +1,151 @@
+//! Settling a delivery after its transaction: ack, retry later, or dead-letter with a reason.
+//! A copy is always confirmed by the broker before the original is acked, so a crash in between
+//! duplicates at worst (and the inbox makes a duplicate harmless), never loses.
+
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use rand::Rng as _;
+
+use super::Deps;
+use super::batch::Outcome;
+use super::incoming::Incoming;
+use crate::db::events::{self, NewEvent};
+use crate::queue::{RETRY_TIERS, headers, tier_name};
+
+/// Acts on one delivery's outcome.
+pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: Outcome) {
+    let event_id = item
+        .meta
+        .as_ref()
+        .map(|m| m.event_id.as_str())
+        .unwrap_or("?");
+    let settled = match &outcome {
+        Outcome::Processed | Outcome::Skipped(_) | Outcome::Ignored(_) | Outcome::Duplicate => {
+            Ok(())
+        }
+        Outcome::Failed(reason) => {
+            tracing::warn!(%event_id, %reason, "Event dead-lettered.");
+            dead_letter(deps, publisher, item, reason).await
+        }
+        Outcome::Retry(reason) if item.attempt + 1 >= deps.settings.max_attempts => {
+            let reason = format!("gave up after {} attempts: {reason}", item.attempt + 1);
+            tracing::error!(%event_id, %reason, "Event dead-lettered.");
+            record_failure(deps, item, &reason).await;
+            dead_letter(deps, publisher, item, &reason).await
+        }
+        Outcome::Retry(reason) => {
+            tracing::info!(%event_id, %reason, attempt = item.attempt + 1, "Event will be retried.");
+            retry(deps, publisher, item).await
+        }
+    };
+    let done = match settled {
+        Ok(()) => item.delivery.ack(BasicAckOptions::default()).await,
+        Err(e) => {
+            tracing::warn!(%event_id, error = %e, "Could not settle; returning the event to the queue.");
+            item.delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+        }
+    };
+    if let Err(e) = done {
+        // The channel is gone; the broker redelivers what was not acked.
+        tracing::warn!(%event_id, error = %e, "Ack failed; the event will be redelivered.");
+    }
+}
+
+async fn retry(deps: &Deps, publisher: &Channel, item: &Incoming) -> anyhow::Result<()> {
+    let attempt = item.attempt + 1;
+    let tier = RETRY_TIERS[usize::try_from(attempt - 1)
+        .unwrap_or(usize::MAX)
+        .min(RETRY_TIERS.len() - 1)];
+    // Jitter: wait between 75 % and 100 % of the tier, so events that failed together do not
+    // all come back together. The queue's own TTL caps it.
+    let ms = u64::try_from(tier.as_millis()).unwrap_or(u64::MAX);
+    let jittered = rand::thread_rng().gen_range(ms * 3 / 4..=ms);
+    let props = with_header(
+        &item.delivery.properties,
+        headers::ATTEMPT,
+        AMQPValue::LongLongInt(i64::from(attempt)),
+    )
+    .with_expiration(jittered.to_string().into());
+    publish(
+        publisher,
+        &deps.names.retry_exchange,
+        &tier_name(tier),
+        item,
+        props,
+    )
+    .await
+}
+
+async fn dead_letter(
+    deps: &Deps,
+    publisher: &Channel,
+    item: &Incoming,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let props = with_header(
+        &item.delivery.properties,
+        headers::REASON,
+        AMQPValue::LongString(LongString::from(reason.to_owned())),
+    );
+    let key = item.delivery.routing_key.as_str().to_owned();
+    publish(publisher, &deps.names.dead_exchange, &key, item, props).await
+}
+
+/// Marks the delivery's event failed with `reason`, in its own transaction.
+pub async fn record_failure(deps: &Deps, item: &Incoming, reason: &str) {
+    let Ok(meta) = &item.meta else { return };
+    let event = NewEvent {
+        connection_id: meta.connection_id,
+        source_event_id: &meta.event_id,
+        channel: meta.channel.as_str(),
+        topic: &meta.topic,
+        body: item.body(),
+        received_at: meta.received_at,
+        occurred_at: meta.occurred_at,
+        request_id: meta.request_id.as_deref(),
+    };
+    let result = async {
+        let mut conn = deps.db.acquire().await?;
+        events::record_failure(&mut conn, &event, reason).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(event_id = %meta.event_id, error = %e, "Could not record the failure; the dead letter still has it.");
+    }
+}
+
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    key: &str,
+    item: &Incoming,
+    props: BasicProperties,
+) -> anyhow::Result<()> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = channel
+        .basic_publish(exchange.into(), key.into(), options, item.body(), props)
+        .await?
+        .await?;
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => anyhow::bail!("{exchange} has no queue bound for `{key}`"),
+        Confirmation::Nack(_) | Confirmation::NotRequested => {
+            anyhow::bail!("the broker refused the message")
+        }
+    }
+}
+
+fn with_header(props: &BasicProperties, key: &str, value: AMQPValue) -> BasicProperties {
+    let mut table: FieldTable = props.headers().clone().unwrap_or_default();
+    table.insert(key.into(), value);
+    props.clone().with_headers(table)
+}

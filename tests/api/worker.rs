@@ -1,0 +1,476 @@
+//! The worker and the ledger: what signed webhooks become in the books.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use shopbridge::channel::Channel;
+use shopbridge::queue::headers;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{Options, TestApp, eventually};
+
+const ORDER_1001: &[u8] = include_bytes!("../fixtures/events/order-created-1001.json");
+const PAYMENT_1001: &[u8] = include_bytes!("../fixtures/events/payment-captured-1001.json");
+const REFUND_1001: &[u8] = include_bytes!("../fixtures/events/refund-created-1001.json");
+
+fn jan_first() -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(2026, 1, 1)
+}
+
+fn event_id(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// The lines of the voucher with this key: (account, amount in øre, VAT code).
+async fn lines_of(db: &PgPool, key: &str) -> Vec<(i32, i64, Option<i32>)> {
+    sqlx::query_as(
+        "select l.account, l.amount, l.vat_code from voucher_lines l join vouchers v on v.id = l.voucher_id \
+         where v.idempotency_key = $1 order by l.account, l.amount",
+    )
+    .bind(key)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+/// Balance per account of one connection's vouchers.
+async fn balances(db: &PgPool, connection: Uuid) -> Vec<(i32, i64)> {
+    sqlx::query_as(
+        "select l.account, sum(l.amount)::bigint from voucher_lines l join vouchers v on v.id = l.voucher_id \
+         where v.connection_id = $1 group by l.account having sum(l.amount) <> 0 order by l.account",
+    )
+    .bind(connection)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+async fn voucher_count(db: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from vouchers")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_worked_example_becomes_exactly_the_designed_vouchers() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    for body in [ORDER_1001, PAYMENT_1001, REFUND_1001] {
+        assert_eq!(
+            app.post_native(&conn, body).await.status(),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(app.wait_for_event(&event_id(body)).await.0, "processed");
+    }
+    // Invoice: 1500 debit 726.00; 3000 398.40 (3), 3030 112.17 (31), shipping 79.20 (3),
+    // 2700 119.40, 2701 16.83.
+    let mut invoice = lines_of(&app.db, "invoice:1001:1").await;
+    invoice.sort();
+    assert_eq!(
+        invoice,
+        vec![
+            (1500, 72_600, None),
+            (2700, -11_940, Some(3)),
+            (2701, -1_683, Some(31)),
+            (3000, -39_840, Some(3)),
+            (3030, -11_217, Some(31)),
+            (3080, -7_920, Some(3)),
+        ]
+    );
+    // Payment to the prepaid account, with the provider's fee.
+    let payment = lines_of(&app.db, "payment:pay_7Hk2Lm9Qr4").await;
+    assert!(
+        payment.contains(&(1522, 72_600, None)) && payment.contains(&(1500, -72_600, None)),
+        "{payment:?}"
+    );
+    assert!(
+        payment.contains(&(7770, 1_089, None)) && payment.contains(&(1522, -1_089, None)),
+        "{payment:?}"
+    );
+    // The returned coffee: credit note and refund paid.
+    let mut credit = lines_of(&app.db, "refund:rf_1001_1").await;
+    credit.sort();
+    assert_eq!(
+        credit,
+        vec![
+            (1500, -12_900, None),
+            (2701, 1_683, Some(31)),
+            (3030, 11_217, Some(31))
+        ]
+    );
+    let mut refund = lines_of(&app.db, "refund-payment:rf_1001_1").await;
+    refund.sort();
+    assert_eq!(refund, vec![(1500, 12_900, None), (1522, -12_900, None)]);
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_shopify_order_is_posted_from_its_webhook() {
+    let app = TestApp::spawn().await;
+    let conn = app.add_connection_from(Channel::Shopify, jan_first()).await;
+    let body = include_bytes!("../fixtures/shopify/order-nok-taxes-included.json");
+    let resp = app
+        .post_signed(
+            conn.connection.id,
+            Channel::Shopify,
+            &conn.secret,
+            "shopify-wh-1",
+            "orders/paid",
+            body,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.wait_for_event("shopify-wh-1").await.0, "processed");
+    let kinds: Vec<(String, String)> =
+        sqlx::query_as("select kind, idempotency_key from vouchers order by number")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let keys: Vec<&str> = kinds.iter().map(|k| k.1.as_str()).collect();
+    assert!(
+        keys.contains(&"invoice:9007199254740993:1"),
+        "the id above 2^53 is exact: {keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("payment:")),
+        "orders/paid also posts the payment: {keys:?}"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_event_ten_times_and_to_several_workers_posts_one_voucher() {
+    let app = TestApp::spawn().await;
+    let _second = app.spawn_extra_worker();
+    let _third = app.spawn_extra_worker();
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    let sends = (0..10).map(|_| app.post_native(&conn, ORDER_1001));
+    for resp in futures_util::future::join_all(sends).await {
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    }
+    let id = event_id(ORDER_1001);
+    eventually("all ten deliveries are seen", || async {
+        let n: Option<i32> = sqlx::query_scalar(
+            "select deliveries from events where source_event_id = $1 and status = 'processed'",
+        )
+        .bind(&id)
+        .fetch_optional(&app.db)
+        .await
+        .unwrap();
+        n == Some(10)
+    })
+    .await;
+    assert_eq!(voucher_count(&app.db).await, 1, "one invoice");
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+/// Sends a payment, an order update (v2) and the order (v1) in the given order and returns the
+/// connection's balances.
+async fn post_sequence(app: &TestApp, order_first: bool) -> Vec<(i32, i64)> {
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    let v1: serde_json::Value = serde_json::from_slice(ORDER_1001).unwrap();
+    let mut v2 = v1.clone();
+    v2["type"] = "order.updated".into();
+    v2["id"] = format!("{}-v2", v1["id"].as_str().unwrap()).into();
+    v2["data"]["order"]["version"] = 2.into();
+    v2["data"]["order"]["lines"][0]["quantity"] = 3.into();
+    v2["data"]["order"]["total"] = "975.00".into();
+    let mut payment: serde_json::Value = serde_json::from_slice(PAYMENT_1001).unwrap();
+    payment["data"]["payment"]["amount"] = "975.00".into();
+    let bodies: Vec<Vec<u8>> = if order_first {
+        vec![
+            v1.to_string().into(),
+            v2.to_string().into(),
+            payment.to_string().into(),
+        ]
+    } else {
+        vec![
+            payment.to_string().into(),
+            v2.to_string().into(),
+            v1.to_string().into(),
+        ]
+    };
+    for body in &bodies {
+        assert_eq!(
+            app.post_native(&conn, body).await.status(),
+            StatusCode::ACCEPTED
+        );
+        let (status, reason) = app
+            .wait_for_event_of(Some(conn.connection.id), &event_id(body))
+            .await;
+        // Version 1 after version 2 is skipped as stale; nothing fails.
+        assert!(
+            status == "processed" || status == "skipped",
+            "{status}: {reason:?}"
+        );
+    }
+    balances(&app.db, conn.connection.id).await
+}
+
+#[tokio::test]
+async fn payment_before_order_and_updates_out_of_order_end_as_in_order() {
+    let app = TestApp::spawn().await;
+    let in_order = post_sequence(&app, true).await;
+    let reversed = post_sequence(&app, false).await;
+    assert_eq!(reversed, in_order, "the same balances per account");
+    assert!(
+        in_order.contains(&(3000, -59_760)),
+        "3 T-shirts net of VAT after the update: {in_order:?}"
+    );
+    assert!(
+        !in_order.iter().any(|(a, _)| *a == 1500),
+        "the customer is settled: {in_order:?}"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_with_its_reason_and_later_events_flow() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    let mut poison: serde_json::Value = serde_json::from_slice(ORDER_1001).unwrap();
+    poison["id"] = "evt_poison".into();
+    poison["data"]["order"]["lines"][1]["vat_rate"] = "22".into();
+    let poison = poison.to_string().into_bytes();
+    assert_eq!(
+        app.post_native(&conn, &poison).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let (status, reason) = app.wait_for_event("evt_poison").await;
+    assert_eq!(status, "failed");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("22 %") && reason.contains("Kaffe"),
+        "the reason names the line: {reason}"
+    );
+
+    assert_eq!(
+        app.post_native(&conn, ORDER_1001).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        app.wait_for_event(&event_id(ORDER_1001)).await.0,
+        "processed"
+    );
+
+    let dead = std::sync::Mutex::new(Vec::new());
+    eventually("the poison event reaches the DLQ", || async {
+        let got = app.drain_queue(&app.names.dead_queue).await;
+        let mut dead = dead.lock().unwrap();
+        dead.extend(got);
+        !dead.is_empty()
+    })
+    .await;
+    let dead = dead.into_inner().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message_id().as_deref(), Some("evt_poison"));
+    assert_eq!(
+        dead[0].body, poison,
+        "the dead letter is the source document"
+    );
+    assert_eq!(
+        dead[0].header(headers::REASON).as_deref(),
+        Some(reason.as_str())
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refund_before_its_order_is_retried_until_the_order_is_posted() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    assert_eq!(
+        app.post_native(&conn, REFUND_1001).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let id = event_id(REFUND_1001);
+    eventually("the refund waits for its order", || async {
+        let reason: Option<Option<String>> =
+            sqlx::query_scalar("select reason from events where source_event_id = $1")
+                .bind(&id)
+                .fetch_optional(&app.db)
+                .await
+                .unwrap();
+        reason
+            .flatten()
+            .is_some_and(|r| r.starts_with("will retry"))
+    })
+    .await;
+    assert_eq!(
+        app.post_native(&conn, ORDER_1001).await.status(),
+        StatusCode::ACCEPTED
+    );
+    eventually("the refund is posted after its retry", || async {
+        let s: Option<String> =
+            sqlx::query_scalar("select status from events where source_event_id = $1")
+                .bind(&id)
+                .fetch_optional(&app.db)
+                .await
+                .unwrap();
+        s.as_deref() == Some("processed")
+    })
+    .await;
+    assert_eq!(lines_of(&app.db, "refund:rf_1001_1").await.len(), 3);
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_order_before_process_orders_from_is_skipped_with_its_payment() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 6, 1))
+        .await;
+    for body in [ORDER_1001, PAYMENT_1001] {
+        app.post_native(&conn, body).await;
+        let (status, reason) = app.wait_for_event(&event_id(body)).await;
+        assert_eq!(status, "skipped", "{reason:?}");
+        assert!(reason.unwrap().contains("2026-06-01"));
+    }
+    assert_eq!(voucher_count(&app.db).await, 0);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_posts_once() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    assert_eq!(
+        app.post_native(&conn, ORDER_1001).await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    // Take the delivery without acking it, as a worker would.
+    let amqp = lapin::Connection::connect(
+        &crate::helpers::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let ch = amqp.create_channel().await.unwrap();
+    let msg = ch
+        .basic_get(
+            app.names.events_queue.as_str().into(),
+            lapin::options::BasicGetOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("the event is queued");
+    let incoming = shopbridge::worker::incoming::Incoming::new(msg.delivery);
+
+    // Hold the order's row so the worker's transaction stops half-way, then abort the worker.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("insert into orders (connection_id, order_id, state) values ($1, '1001', $2)")
+        .bind(conn.connection.id)
+        .bind(serde_json::to_value(shopbridge::posting::OrderState::new("1001")).unwrap())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let deps = app.worker_deps();
+    let task = tokio::spawn(async move {
+        shopbridge::worker::batch::process(&deps, std::slice::from_ref(&incoming))
+            .await
+            .map(|_| ())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the worker waits on the order's lock");
+    task.abort();
+    let _ = task.await;
+    blocker.rollback().await.unwrap();
+    let rows: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the aborted transaction left nothing behind");
+
+    // The unacked delivery goes back to the queue when its channel closes; a worker posts it once.
+    amqp.close(200, "crash".into()).await.unwrap();
+    let _worker = app.spawn_extra_worker();
+    assert_eq!(
+        app.wait_for_event(&event_id(ORDER_1001)).await.0,
+        "processed"
+    );
+    assert_eq!(voucher_count(&app.db).await, 1);
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    app.post_native(&conn, ORDER_1001).await;
+    app.wait_for_event(&event_id(ORDER_1001)).await;
+    for sql in [
+        "update voucher_lines set amount = amount + 1",
+        "delete from voucher_lines",
+        "update vouchers set description = 'changed'",
+        "delete from vouchers",
+        "truncate vouchers cascade",
+    ] {
+        let err = sqlx::query(sql).execute(&app.db).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("cannot be changed"),
+            "{sql}: {err}"
+        );
+    }
+    // A balanced pair of lines added later to a posted voucher is refused too.
+    let late = sqlx::query(
+        "insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) \
+         select id, 90 + n, company_id, 1500, case n when 1 then 100 else -100 end, 'NOK', case n when 1 then 100 else -100 end, 'late', 'receivable' \
+         from vouchers, generate_series(1, 2) n",
+    )
+    .execute(&app.db)
+    .await;
+    assert!(late.is_err(), "lines cannot join an old voucher");
+    // An unbalanced voucher is refused at commit.
+    let mut tx = app.db.begin().await.unwrap();
+    let company: Uuid = sqlx::query_scalar("select id from companies")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 99, '2026-03-02', 'invoice', 'x', 'x')")
+        .bind(id)
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) values ($1, 1, $2, 1500, 100, 'NOK', 100, 'x', 'receivable')")
+        .bind(id)
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.expect_err("unbalanced");
+    assert!(err.to_string().contains("does not balance"), "{err}");
+    app.cleanup().await;
+}
