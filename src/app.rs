@@ -19,18 +19,30 @@ use crate::metrics::Metrics;
 use crate::queue::Names;
 use crate::queue::publisher::{Publisher, PublisherConfig};
 
-/// Receiver and worker in one process: the default, and what compose runs.
+/// Receiver and worker in one process: the default, and what compose runs. They share one
+/// database pool.
 ///
 /// # Errors
 /// When start-up fails (database, listen address) or the server stops with an error.
 pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    let worker_args = args.clone();
-    let worker_stop = stop.clone();
-    let worker = tokio::spawn(async move { worker(worker_args, worker_stop).await });
-    let served = serve(args, stop.clone()).await;
+    let listener = bind(&args).await?;
+    let state = build_state(&args, stop.clone()).await?;
+    let deps = worker_deps(state.db.clone(), &args);
+    let url = args.broker.amqp_url.expose().clone();
+    let worker = tokio::spawn(crate::worker::run(
+        deps,
+        url,
+        args.broker.queue_expires,
+        stop.clone(),
+    ));
+    tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
+    let served = http::serve(listener, http::router(state), stop.clone())
+        .await
+        .context("HTTP server failed");
     // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
     stop.cancel();
     let worked = worker.await.context("worker task panicked")?;
+    tracing::info!("Stopped.");
     served.and(worked)
 }
 
@@ -67,9 +79,7 @@ pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
 /// # Errors
 /// When start-up fails or the server stops with an error.
 pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.serve.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (SHOPBRIDGE_LISTEN)", args.serve.listen))?;
+    let listener = bind(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
     http::serve(listener, http::router(state), stop)
@@ -77,6 +87,12 @@ pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()>
         .context("HTTP server failed")?;
     tracing::info!("Receiver stopped.");
     Ok(())
+}
+
+async fn bind(args: &RunArgs) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(args.serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (SHOPBRIDGE_LISTEN)", args.serve.listen))
 }
 
 /// Connects, migrates and builds the receiver's state. Background tasks stop with `stop`.

@@ -50,6 +50,12 @@ pub enum Command {
     /// Add, list, show, enable, disable connections and rotate their secrets.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+    /// See the events received and what became of them.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// See the ledger: vouchers and balances.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Post a correctly signed sample event to a running service and print its answer.
     SendTestEvent(SendTestEventArgs),
     /// Load generators that print throughput and latency.
@@ -183,6 +189,49 @@ pub enum ConnectionsCommand {
         /// How long the old secret keeps verifying (e.g. 24h, 30m, 0s).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         keep_old_for: Duration,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// `shopbridge events …`
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Events, newest first, with their status and reason.
+    List {
+        /// Only events of this status: processed, skipped, ignored, failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// `shopbridge ledger …`
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// The latest vouchers with their lines.
+    Vouchers {
+        /// At most this many vouchers.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Debit, credit and balance per account over a period.
+    TrialBalance {
+        /// First day (YYYY-MM-DD); open when left out.
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day (YYYY-MM-DD); open when left out.
+        #[arg(long)]
+        to: Option<NaiveDate>,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,

@@ -16,6 +16,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Worker(args)) => app::worker(args, shutdown::on_signal()).await,
         Some(Command::Migrate(args)) => commands::migrate(&args.db).await,
         Some(Command::Connections(cmd)) => commands::connections::run(cmd).await,
+        Some(Command::Events(cmd)) => commands::ledger::events(cmd).await,
+        Some(Command::Ledger(cmd)) => commands::ledger::ledger(cmd).await,
         Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,
         Some(Command::Bench(cmd)) => bench::run(cmd).await,
         Some(Command::Healthcheck { url }) => commands::healthcheck(&url).await,

@@ -1,6 +1,7 @@
 //! Operator commands: each one a function the CLI calls, printing text or `--json`.
 
 pub mod connections;
+pub mod ledger;
 
 use anyhow::Context as _;
 use chrono::Utc;

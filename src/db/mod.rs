@@ -85,8 +85,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
             .await
         {
             Ok(_) => tracing::info!(database = %name, "Created the database."),
-            // Another process created it between our check and our create.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it between our check and our create (42P04, or 23505
+            // when both inserted into pg_database at once).
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(e) => return Err(e).with_context(|| format!("cannot create database {name}")),
         }
     }
