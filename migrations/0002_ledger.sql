@@ -184,7 +184,8 @@ create table voucher_lines (
 create index voucher_lines_account on voucher_lines (company_id, account);
 
 -- Invariant 1: every voucher balances, in the base currency and in each line currency, and has
--- lines. Checked at commit (deferred), when all of a voucher's lines are in.
+-- lines. Checked at commit (deferred), when all of a voucher's lines are in. One check per
+-- voucher is enough: lines can only join a voucher in the transaction that posts it (below).
 create function assert_voucher_balanced(vid uuid) returns void language plpgsql as $$
 declare
     total numeric;
@@ -213,16 +214,9 @@ begin
     return null;
 end $$;
 
-create function check_voucher_line_balanced() returns trigger language plpgsql as $$
-begin
-    perform assert_voucher_balanced(new.voucher_id);
-    return null;
-end $$;
-
 create constraint trigger vouchers_balanced after insert on vouchers
     deferrable initially deferred for each row execute function check_voucher_balanced();
-create constraint trigger voucher_lines_balanced after insert on voucher_lines
-    deferrable initially deferred for each row execute function check_voucher_line_balanced();
+
 
 -- Invariant 2: a posted voucher is never changed or deleted; a correction is a new voucher.
 create function refuse_voucher_change() returns trigger language plpgsql as $$
@@ -240,20 +234,23 @@ create trigger vouchers_no_truncate before truncate on vouchers
 create trigger voucher_lines_no_truncate before truncate on voucher_lines
     for each statement execute function refuse_voucher_change();
 
--- Lines join their voucher only in the transaction that posts it: adding a balanced pair of
--- lines to an old voucher later would pass the balance check, so it is refused here.
--- (now() is the transaction's start time, the same for the voucher and its lines.)
+-- Lines join their voucher only in the transaction that posts it: adding lines to an old voucher
+-- later would escape the balance check, which runs once per voucher, so it is refused here.
+-- (now() is the transaction's start time, the same for the voucher and its lines.) One check per
+-- statement, over all the lines it inserted.
 create function refuse_late_lines() returns trigger language plpgsql as $$
 begin
-    if not exists (select 1 from vouchers where id = new.voucher_id and posted_at = now()) then
+    if exists (select 1 from new_lines l
+               where not exists (select 1 from vouchers v where v.id = l.voucher_id and v.posted_at = now())) then
         raise exception 'lines can only be added to a voucher in the transaction that posts it'
             using errcode = '23514';
     end if;
-    return new;
+    return null;
 end $$;
 
-create trigger voucher_lines_same_transaction before insert on voucher_lines
-    for each row execute function refuse_late_lines();
+create trigger voucher_lines_same_transaction after insert on voucher_lines
+    referencing new table as new_lines
+    for each statement execute function refuse_late_lines();
 
 create function force_posted_at() returns trigger language plpgsql as $$
 begin

@@ -260,4 +260,8 @@ pub struct SendTestEventArgs {
 pub enum BenchCommand {
     /// Send signed ~2 KB order events to a running service; print accepted/s and latency.
     Ingest(crate::bench::IngestArgs),
+    /// Fill a queue with events, then time the worker draining it into vouchers.
+    Worker(crate::bench::worker::WorkerBenchArgs),
+    /// The machine's raw limits: RabbitMQ confirms into a quorum queue, PostgreSQL commits.
+    Raw(crate::bench::raw::RawArgs),
 }

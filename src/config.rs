@@ -95,7 +95,7 @@ pub struct ServeSettings {
     #[arg(long, env = "SHOPBRIDGE_CONFIRM_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub confirm_timeout: Duration,
     /// Confirm-mode AMQP channels that publishes are spread over.
-    #[arg(long, env = "SHOPBRIDGE_PUBLISH_CHANNELS", default_value_t = 4)]
+    #[arg(long, env = "SHOPBRIDGE_PUBLISH_CHANNELS", default_value_t = 2)]
     pub publish_channels: u16,
     /// Webhooks accepted per second and connection before 429 (a burst of one second's worth
     /// is allowed); 0 turns the limit off.

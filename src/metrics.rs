@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The connection id, or `unknown` for ids that are not connections (bounded cardinality).
     pub connection: String,
-    /// `accepted`, `ping`, `rejected_signature`, `unavailable`, ...
+    /// `accepted`, `ping`, `unknown_connection`, or the problem slug of the rejection.
     pub outcome: &'static str,
 }
 

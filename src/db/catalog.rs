@@ -55,3 +55,58 @@ pub async fn upsert_product(
     .await?;
     Ok(())
 }
+
+/// Brings the customer register up to date with `customers` (sorted by key, one per key),
+/// writing only what is new or changed: an unchanged customer takes no row lock, so batches
+/// that share a customer do not wait for each other.
+///
+/// # Errors
+/// A database error.
+pub async fn sync_customers(
+    db: &mut PgConnection,
+    customers: &[(Uuid, Customer)],
+) -> sqlx::Result<()> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let conns: Vec<Uuid> = customers.iter().map(|c| c.0).collect();
+    let ids: Vec<&str> = customers.iter().map(|c| c.1.id.as_str()).collect();
+    let known: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+        "select c.connection_id, c.shop_customer_id, c.name, c.email from customers c \
+         join unnest($1::uuid[], $2::text[]) as u(conn, id) on c.connection_id = u.conn and c.shop_customer_id = u.id",
+    )
+    .bind(&conns)
+    .bind(&ids)
+    .fetch_all(&mut *db)
+    .await?;
+    let known: std::collections::HashMap<(Uuid, &str), (&str, Option<&str>)> = known
+        .iter()
+        .map(|(c, id, n, e)| ((*c, id.as_str()), (n.as_str(), e.as_deref())))
+        .collect();
+    let changed: Vec<&(Uuid, Customer)> = customers
+        .iter()
+        .filter(|(c, cu)| {
+            known.get(&(*c, cu.id.as_str())) != Some(&(cu.name.as_str(), cu.email.as_deref()))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let conns: Vec<Uuid> = changed.iter().map(|c| c.0).collect();
+    let ids: Vec<&str> = changed.iter().map(|c| c.1.id.as_str()).collect();
+    let names: Vec<&str> = changed.iter().map(|c| c.1.name.as_str()).collect();
+    let emails: Vec<Option<&str>> = changed.iter().map(|c| c.1.email.as_deref()).collect();
+    sqlx::query(
+        "insert into customers (connection_id, shop_customer_id, name, email) \
+         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) as u(c, i, n, e) order by c, i \
+         on conflict (connection_id, shop_customer_id) do update \
+             set name = excluded.name, email = excluded.email, updated_at = now()",
+    )
+    .bind(&conns)
+    .bind(&ids)
+    .bind(&names)
+    .bind(&emails)
+    .execute(db)
+    .await?;
+    Ok(())
+}

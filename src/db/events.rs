@@ -38,35 +38,69 @@ pub enum Arrival {
     Duplicate(Uuid),
 }
 
-/// Records a delivery in the inbox, telling a first delivery from a redelivery. Concurrent
-/// deliveries of one event serialise on the row: the second sees the first's outcome.
+/// Records a batch of deliveries in the inbox in one statement, in key order (so concurrent
+/// batches take the inbox's row locks in the same order and cannot deadlock on them).
+/// `events` must not hold one (connection, event id) twice; `copies` says how many deliveries
+/// of each the batch held (counted in `deliveries`). The answers come in `events`' order.
+/// A first delivery is `New`, one of an event that failed before `Retry`, any other `Duplicate`;
+/// concurrent deliveries of one event serialise on its row, so the second sees the first's outcome.
 ///
 /// # Errors
-/// A database error (e.g. the connection no longer exists).
-pub async fn arrive(db: &mut PgConnection, e: &NewEvent<'_>) -> sqlx::Result<Arrival> {
-    let (id, status, inserted): (Uuid, String, bool) = sqlx::query_as(
+/// A database error.
+pub async fn arrive_all(
+    db: &mut PgConnection,
+    events: &[NewEvent<'_>],
+    copies: &[i32],
+) -> sqlx::Result<Vec<Arrival>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let conns: Vec<Uuid> = events.iter().map(|e| e.connection_id).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source_event_id).collect();
+    let channels: Vec<&str> = events.iter().map(|e| e.channel).collect();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.body).collect();
+    let received: Vec<DateTime<Utc>> = events.iter().map(|e| e.received_at).collect();
+    let occurred: Vec<Option<DateTime<Utc>>> = events.iter().map(|e| e.occurred_at).collect();
+    let requests: Vec<Option<&str>> = events.iter().map(|e| e.request_id).collect();
+    let rows: Vec<(Uuid, Uuid, String, String, bool)> = sqlx::query_as(
         "insert into events (id, connection_id, source_event_id, channel, topic, body, received_at, \
-             occurred_at, request_id, status) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing') \
-         on conflict on constraint events_inbox do update set deliveries = events.deliveries + 1 \
-         returning id, status, (xmax = 0) as inserted",
+             occurred_at, request_id, deliveries, status) \
+         select u.*, 'processing' from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+             $6::bytea[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::int[]) \
+             as u(id, c, s, ch, t, b, r, o, q, n) order by u.c, u.s \
+         on conflict on constraint events_inbox do update \
+             set deliveries = events.deliveries + excluded.deliveries \
+         returning id, connection_id, source_event_id, status, (xmax = 0) as inserted",
     )
-    .bind(Uuid::now_v7())
-    .bind(e.connection_id)
-    .bind(e.source_event_id)
-    .bind(e.channel)
-    .bind(e.topic)
-    .bind(e.body)
-    .bind(e.received_at)
-    .bind(e.occurred_at)
-    .bind(e.request_id)
-    .fetch_one(db)
+    .bind(&ids)
+    .bind(&conns)
+    .bind(&sources)
+    .bind(&channels)
+    .bind(&topics)
+    .bind(&bodies)
+    .bind(&received)
+    .bind(&occurred)
+    .bind(&requests)
+    .bind(copies)
+    .fetch_all(db)
     .await?;
-    Ok(match (inserted, status.as_str()) {
-        (true, _) => Arrival::New(id),
-        (false, "failed") => Arrival::Retry(id),
-        _ => Arrival::Duplicate(id),
-    })
+    let by_key: std::collections::HashMap<(Uuid, &str), (Uuid, &str, bool)> = rows
+        .iter()
+        .map(|(id, c, s, status, inserted)| ((*c, s.as_str()), (*id, status.as_str(), *inserted)))
+        .collect();
+    Ok(events
+        .iter()
+        .map(
+            |e| match by_key.get(&(e.connection_id, e.source_event_id)) {
+                Some((id, _, true)) => Arrival::New(*id),
+                Some((id, "failed", false)) => Arrival::Retry(*id),
+                Some((id, _, false)) => Arrival::Duplicate(*id),
+                None => Arrival::Duplicate(Uuid::nil()), // cannot happen: every row returns
+            },
+        )
+        .collect())
 }
 
 /// Sets the final status of events (one row each), with their reasons.

@@ -1,5 +1,4 @@
-//! `shopbridge bench …`: load generators that print figures. Speed goals are checked here, by a
-//! person reading numbers, never by a test asserting a wall-clock time.
+//! `shopbridge bench ingest`: signed order events against a running receiver.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +9,6 @@ use chrono::Utc;
 use clap::Args;
 
 use crate::channel::Channel;
-use crate::cli::BenchCommand;
 use crate::config::DbSettings;
 use crate::connections::{self, AddConnection};
 use crate::{samples, signature};
@@ -36,16 +34,6 @@ pub struct IngestArgs {
     /// Database settings (the bench connections are created in it).
     #[command(flatten)]
     pub db: DbSettings,
-}
-
-/// Runs one bench command.
-///
-/// # Errors
-/// When the service or the database cannot be reached.
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Ingest(args) => ingest(args).await.map(|report| println!("{report}")),
-    }
 }
 
 /// What one ingest run measured.
