@@ -311,3 +311,62 @@ where
     }
     panic!("timed out waiting until {what}");
 }
+
+#[tokio::test]
+async fn while_the_database_is_down_known_connections_get_202_and_unknown_ones_a_clean_503() {
+    let _serial = SERIAL.lock().await;
+    let proxy = FaultProxy::start(pg_addr()).await;
+    let app = TestApp::spawn_with(Options {
+        pg_server: format!("postgres://postgres@{}", proxy.addr),
+        ..Options::receiver()
+    })
+    .await;
+    let known = app.add_connection(Channel::Nettbutikk).await;
+    let unseen = app.add_connection(Channel::Nettbutikk).await;
+    let send = |conn| send_order(&app, conn);
+    assert_eq!(send(&known).await.status().as_u16(), 202, "cached now");
+
+    proxy.cut();
+    // What the cache's change listener does when it loses PostgreSQL: every entry is due for
+    // reloading, which now fails.
+    app.state.cache.clear();
+    assert_eq!(
+        send(&known).await.status().as_u16(),
+        202,
+        "a known connection is served from the cache while PostgreSQL is down"
+    );
+    let resp = send(&unseen).await;
+    assert!(
+        resp.headers().contains_key("retry-after"),
+        "503 with Retry-After"
+    );
+    let (status, body) = problem(resp).await;
+    assert_eq!(
+        (status, body["type"].as_str().unwrap_or("")),
+        (503, "urn:shopbridge:problem:database-unavailable"),
+        "a connection that must be looked up gets a clean 503: {body}"
+    );
+
+    proxy.restore();
+    wait_for_async(
+        "the unseen connection is accepted after recovery",
+        || async { send(&unseen).await.status().as_u16() == 202 },
+    )
+    .await;
+    drop(proxy);
+    app.cleanup().await;
+}
+
+/// Sends one new signed native order on `conn`.
+async fn send_order(app: &TestApp, conn: &shopbridge::connections::Added) -> reqwest::Response {
+    let s = samples::order(Channel::Nettbutikk, "1", Utc::now(), 0);
+    app.post_signed(
+        conn.connection.id,
+        Channel::Nettbutikk,
+        &conn.secret,
+        &s.event_id,
+        &s.topic,
+        &s.body,
+    )
+    .await
+}
