@@ -6,12 +6,11 @@ pub mod problem;
 pub mod webhooks;
 
 use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
