@@ -2,6 +2,11 @@
 //! PostgreSQL round trip. A change made through shopbridge (disable, rotation) is announced with
 //! `NOTIFY shopbridge_connections` and evicts the entry in every receiver at once; a TTL bounds
 //! the life of an entry whose notification was missed, and no entry outlives a key's expiry.
+//!
+//! When PostgreSQL cannot be reached, an entry that is due for reloading (its TTL passed, or
+//! the change listener lost its connection) is still used, keys' expiry included: the receiver
+//! keeps queueing events during a database outage instead of refusing every shop. A change
+//! made during the outage cannot have been made through shopbridge, which needs the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +33,9 @@ const MAX_ENTRIES: usize = 100_000;
 struct Entry {
     auth: Option<Arc<ConnectionAuth>>,
     loaded: Instant,
+    /// Due for reloading (notifications may have been missed); used only while PostgreSQL
+    /// cannot be reached.
+    stale: bool,
 }
 
 /// Connections by id, loaded on first use.
@@ -62,10 +70,17 @@ impl ConnectionCache {
         if let Some(entry) = self.fresh(id) {
             return Ok(entry.auth);
         }
-        let mut conn = self.db.acquire().await?;
-        let auth = connections::load_auth(&mut conn, &self.vault, id)
-            .await?
-            .map(Arc::new);
+        let auth = match self.load(id).await {
+            Ok(auth) => auth.map(Arc::new),
+            Err(ConnectionError::Db(e)) => match self.last_known(id) {
+                Some(auth) => {
+                    tracing::warn!(connection = %id, error = %e, "PostgreSQL unreachable; using the cached connection.");
+                    return Ok(Some(auth));
+                }
+                None => return Err(ConnectionError::Db(e)),
+            },
+            Err(e) => return Err(e),
+        };
         let mut entries = self
             .entries
             .write()
@@ -78,9 +93,28 @@ impl ConnectionCache {
             Entry {
                 auth: auth.clone(),
                 loaded: Instant::now(),
+                stale: false,
             },
         );
         Ok(auth)
+    }
+
+    async fn load(&self, id: Uuid) -> Result<Option<ConnectionAuth>, ConnectionError> {
+        let mut conn = self.db.acquire().await?;
+        connections::load_auth(&mut conn, &self.vault, id).await
+    }
+
+    /// The connection as last loaded, however old, unless its keys expired since.
+    fn last_known(&self, id: Uuid) -> Option<Arc<ConnectionAuth>> {
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let auth = entries.get(&id)?.auth.clone()?;
+        let expired = auth
+            .keys_valid_until
+            .is_some_and(|until| until <= Utc::now());
+        (!expired).then_some(auth)
     }
 
     fn fresh(&self, id: Uuid) -> Option<Entry> {
@@ -99,7 +133,7 @@ impl ConnectionCache {
             .as_ref()
             .and_then(|a| a.keys_valid_until)
             .is_some_and(|until| until <= Utc::now());
-        (entry.loaded.elapsed() < ttl && !key_expired).then(|| entry.clone())
+        (!entry.stale && entry.loaded.elapsed() < ttl && !key_expired).then(|| entry.clone())
     }
 
     /// Forgets one connection (it changed).
@@ -110,12 +144,17 @@ impl ConnectionCache {
             .remove(&id);
     }
 
-    /// Forgets everything (notifications may have been missed).
+    /// Marks everything due for reloading (notifications may have been missed); unknown ids
+    /// are forgotten.
     pub fn clear(&self) {
-        self.entries
+        let mut entries = self
+            .entries
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.retain(|_, e| e.auth.is_some());
+        for entry in entries.values_mut() {
+            entry.stale = true;
+        }
     }
 
     /// Takes one request from the connection's allowance: `Err(wait)` when it is used up.

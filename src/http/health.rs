@@ -25,7 +25,13 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// PostgreSQL answers and the publisher is connected to RabbitMQ; 503 otherwise.
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let db_ok = sqlx::query("select 1").execute(&app.db).await.is_ok();
+    // Bounded: a stalled PostgreSQL must make this answer "not ready", not hang it.
+    let db_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query("select 1").execute(&app.db),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let broker_ok = app.publisher.is_connected();
     if db_ok && broker_ok {
         Ok(Json(

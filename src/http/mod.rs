@@ -6,15 +6,18 @@ pub mod problem;
 pub mod webhooks;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse as _, Response};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::cache::ConnectionCache;
@@ -47,9 +50,10 @@ pub fn router(state: AppState) -> Router {
         // The webhook handler enforces its own body limit (with a problem+json 413); this one
         // turns axum's default 2 MB cap off so there is exactly one limit to configure.
         .layer(DefaultBodyLimit::disable())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
+        // Not tower-http's TimeoutLayer: its 408 has an empty body, and every error here is
+        // problem+json. Dropping the handler's future also stops reading a slow body.
+        .layer(middleware::from_fn(
+            move |req: Request<Body>, next: Next| time_limit(timeout, req, next),
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -67,6 +71,15 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Answers 408 (problem+json) when the request, reading its body included, takes longer than
+/// `limit`.
+async fn time_limit(limit: Duration, req: Request<Body>, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => problem::ApiError::Timeout(limit).into_response(),
+    }
 }
 
 /// Serves `router` on `listener` until `stop` fires, then finishes the requests in flight

@@ -40,6 +40,12 @@ pub enum ApiError {
     /// 503: the event could not be queued; the shop should retry.
     #[error("the event could not be queued; retry later")]
     Queue(#[from] PublishError),
+    /// 503: PostgreSQL could not be reached to look the connection up; the shop should retry.
+    #[error("the connection could not be looked up; retry later")]
+    Database(#[source] sqlx::Error),
+    /// 408: the request took longer than the request timeout (e.g. a body sent too slowly).
+    #[error("the request took longer than {0:?}")]
+    Timeout(Duration),
     /// 503: a dependency is down (readiness).
     #[error("not ready: {0}")]
     NotReady(String),
@@ -71,7 +77,10 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Queue(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Queue(_) | ApiError::Database(_) | ApiError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +97,8 @@ impl ApiError {
             ApiError::BadBody => "unreadable-body",
             ApiError::RateLimited(_) => "rate-limited",
             ApiError::Queue(_) => "queue-unavailable",
+            ApiError::Database(_) => "database-unavailable",
+            ApiError::Timeout(_) => "request-timeout",
             ApiError::NotReady(_) => "not-ready",
             ApiError::Internal(_) => "internal-error",
         }
@@ -100,6 +111,7 @@ impl ApiError {
             StatusCode::BAD_REQUEST => "Malformed request",
             StatusCode::UNAUTHORIZED => "Signature rejected",
             StatusCode::PAYLOAD_TOO_LARGE => "Body too large",
+            StatusCode::REQUEST_TIMEOUT => "Request timeout",
             StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
             _ => "Internal error",
@@ -109,7 +121,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited(wait) => Some(*wait),
-            ApiError::Queue(_) | ApiError::NotReady(_) => Some(Duration::from_secs(5)),
+            ApiError::Queue(_) | ApiError::Database(_) | ApiError::NotReady(_) => {
+                Some(Duration::from_secs(5))
+            }
             _ => None,
         }
     }
@@ -125,6 +139,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Queue(e) => {
                 tracing::warn!(error = %e, cause = ?std::error::Error::source(e), "Event not queued.");
+                Some(self.to_string())
+            }
+            ApiError::Database(e) => {
+                tracing::warn!(error = %e, "Connection lookup failed.");
                 Some(self.to_string())
             }
             other => Some(other.to_string()),

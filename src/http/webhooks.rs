@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::problem::ApiError;
+use crate::connections::ConnectionError;
 use crate::queue::Outgoing;
 use crate::signature::{self, Delivery};
 
@@ -72,7 +73,10 @@ async fn accept(
         .cache
         .get(id)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| match e {
+            ConnectionError::Db(e) => ApiError::Database(e),
+            other => ApiError::Internal(other.into()),
+        })?
         .ok_or(ApiError::UnknownConnection)?;
     if !conn.active {
         return Err(ApiError::Disabled);

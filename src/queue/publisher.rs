@@ -120,12 +120,22 @@ impl Publisher {
             .config
             .metrics
             .confirm(started.elapsed(), result.is_ok());
-        if matches!(
-            result,
-            Err(PublishError::Amqp(_) | PublishError::Timeout(_))
-        ) {
-            // The connection or channel may be gone: let the background task check and heal.
-            self.inner.wake.notify_one();
+        match &result {
+            Err(PublishError::Timeout(_)) => {
+                // No confirm in time: the link may be stalled (a hung network or broker keeps
+                // the socket open, and heartbeats notice only after a minute). Give this
+                // connection up, so that the next publishes fail fast with 503 instead of each
+                // waiting out the timeout, and readiness says so; the background task
+                // reconnects. What this connection already sent may still arrive: the shop's
+                // resend of a 503 is deduplicated by the worker's inbox.
+                self.discard(&live);
+                self.inner.wake.notify_one();
+            }
+            Err(PublishError::Amqp(_)) => {
+                // The connection or channel may be gone: let the background task check and heal.
+                self.inner.wake.notify_one();
+            }
+            _ => {}
         }
         result
     }
@@ -179,6 +189,20 @@ impl Publisher {
             .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
+    }
+
+    /// Stops using `live` if it is still the current connection. In-flight publishes keep
+    /// their own reference; the connection closes when the last one drops it.
+    fn discard(&self, live: &Arc<Live>) {
+        let mut current = self
+            .inner
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, live)) {
+            tracing::warn!("No publisher confirm in time; dropping the RabbitMQ connection.");
+            *current = None;
+        }
     }
 
     fn healthy(&self) -> bool {

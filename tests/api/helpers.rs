@@ -51,6 +51,28 @@ pub fn amqp_addr() -> SocketAddr {
         .expect("TEST_AMQP_URL names a reachable host")
 }
 
+/// PostgreSQL's address, for proxies.
+#[allow(dead_code)] // used by tests/faults
+pub fn pg_addr() -> SocketAddr {
+    let url = pg_server();
+    let host_port = url
+        .split('@')
+        .next_back()
+        .unwrap_or(&url)
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:5432");
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .ok()
+        .and_then(|mut a| a.next())
+        .expect("TEST_DATABASE_URL names a reachable host")
+}
+
 /// A message taken off a queue.
 #[derive(Debug)]
 pub struct Message {
@@ -74,6 +96,10 @@ impl Message {
 #[derive(Clone)]
 pub struct Options {
     pub amqp_url: String,
+    /// PostgreSQL server URL (no database) the app uses, e.g. through a fault proxy; the test's
+    /// own checks can still go direct ([`TestApp::direct_db`]).
+    pub pg_server: String,
+    pub request_timeout: Duration,
     pub body_limit: usize,
     pub rate_limit: u32,
     pub confirm_timeout: Duration,
@@ -95,6 +121,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             amqp_url: amqp_url(),
+            pg_server: pg_server(),
+            request_timeout: Duration::from_secs(10),
             body_limit: 1024 * 1024,
             rate_limit: 0,
             confirm_timeout: Duration::from_secs(5),
@@ -138,7 +166,7 @@ impl TestApp {
         let prefix = format!("test-{id}.");
         let args = RunArgs {
             db: DbSettings {
-                database_url: Redacted::new(format!("{}/{db_name}", pg_server())),
+                database_url: Redacted::new(format!("{}/{db_name}", opts.pg_server)),
                 db_pool_size: 8,
                 master_key: Some(shopbridge::config::MasterKey([42; 32])),
             },
@@ -152,7 +180,7 @@ impl TestApp {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 public_url: "http://127.0.0.1".into(),
                 body_limit: opts.body_limit,
-                request_timeout: Duration::from_secs(10),
+                request_timeout: opts.request_timeout,
                 confirm_timeout: opts.confirm_timeout,
                 publish_channels: 2,
                 rate_limit: opts.rate_limit,
@@ -206,6 +234,21 @@ impl TestApp {
             args.broker.queue_expires,
             stop,
         ))
+    }
+
+    #[allow(dead_code)] // used by tests/faults
+    /// The settings the app runs with (database and broker URLs, queue prefix), e.g. to start
+    /// a worker as a separate process with the same environment.
+    pub fn args(&self) -> &RunArgs {
+        &self.args
+    }
+
+    #[allow(dead_code)] // used by tests/faults
+    /// A new pool straight to the test's database, bypassing any proxy the app goes through.
+    pub async fn direct_db(&self) -> PgPool {
+        PgPool::connect(&format!("{}/{}", pg_server(), self.db_name))
+            .await
+            .expect("direct connection to the test database")
     }
 
     /// Starts one more worker on the same queue (workers scale out).

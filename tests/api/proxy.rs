@@ -1,5 +1,6 @@
 //! A TCP fault proxy between shopbridge and a real service: it forwards bytes, and on command
-//! cuts every connection and refuses new ones, or delays what passes through.
+//! cuts every connection and refuses new ones, delays what passes through, or stalls (stops
+//! forwarding while keeping every socket open, like a hung network).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub struct FaultProxy {
     up: Arc<AtomicBool>,
     latency_ms: Arc<AtomicU64>,
     cut: watch::Sender<u64>,
+    stalled: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,6 +30,7 @@ impl FaultProxy {
         let up = Arc::new(AtomicBool::new(true));
         let latency_ms = Arc::new(AtomicU64::new(0));
         let (cut, cut_rx) = watch::channel(0u64);
+        let (stalled, stall_rx) = watch::channel(false);
         let (up2, lat2) = (up.clone(), latency_ms.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -39,14 +42,15 @@ impl FaultProxy {
                     continue;
                 }
                 let (lat, mut cut_rx) = (lat2.clone(), cut_rx.clone());
+                let stall = stall_rx.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    let a = pipe(cr, sw, lat.clone());
-                    let b = pipe(sr, cw, lat);
+                    let a = pipe(cr, sw, lat.clone(), stall.clone());
+                    let b = pipe(sr, cw, lat, stall);
                     cut_rx.borrow_and_update();
                     tokio::select! {
                         _ = a => {}
@@ -61,8 +65,21 @@ impl FaultProxy {
             up,
             latency_ms,
             cut,
+            stalled,
             task,
         }
+    }
+
+    /// Stops forwarding bytes in both directions, on open and new connections alike, while
+    /// keeping every socket open: peers see silence, not a closed connection.
+    #[allow(dead_code)] // used by tests/faults
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Forwards again what a [`FaultProxy::stall`] held back.
+    pub fn resume(&self) {
+        self.stalled.send_replace(false);
     }
 
     /// Cuts every open connection and refuses new ones until [`FaultProxy::restore`].
@@ -87,6 +104,7 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
+        self.resume();
         self.cut();
         self.task.abort();
     }
@@ -96,9 +114,15 @@ async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     latency_ms: Arc<AtomicU64>,
+    mut stalled: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        // While stalled nothing is read either, so the sender's socket buffers fill up as on a
+        // hung link. A cut ends the connection through the caller's select.
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            return;
+        }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
@@ -106,6 +130,9 @@ async fn pipe(
         let delay = latency_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            return;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
