@@ -1,6 +1,7 @@
 //! Integration tests against real PostgreSQL and RabbitMQ. One binary: every module is a group.
 
 mod helpers;
+mod periods;
 mod proxy;
 mod webhooks;
 mod worker;
