@@ -3,5 +3,6 @@
 mod helpers;
 mod periods;
 mod proxy;
+mod saft;
 mod webhooks;
 mod worker;
