@@ -234,3 +234,73 @@ async fn the_cli_writes_the_export_to_a_file() {
     std::fs::remove_file(&file).ok();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_account_ledger_runs_from_opening_to_closing_balance_with_dimension_filters() {
+    use shopbridge::db::reports::{self, LineFilter};
+    let app = TestApp::spawn().await;
+    let company = post_worked_example(&app).await;
+    let mut db = app.db.acquire().await.unwrap();
+    let march = |from: u32, department: Option<&str>| LineFilter {
+        company: Some(company),
+        from: Some(day(2026, 3, from)),
+        to: Some(day(2026, 3, 31)),
+        department: department.map(str::to_owned),
+        location: None,
+    };
+
+    // From the 3rd: the invoice and payment of the 2nd make the opening balance of 1522.
+    let (opening, lines) = reports::account_ledger(&mut db, 1522, &march(3, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        opening,
+        72_600 - 1_089,
+        "726.00 paid in, less the 10.89 fee"
+    );
+    assert_eq!(
+        lines.iter().map(|l| l.amount).collect::<Vec<_>>(),
+        [-12_900],
+        "the refund paid out on the 9th"
+    );
+    assert_eq!(
+        (lines[0].series.as_str(), lines[0].voucher_date),
+        ("bank", day(2026, 3, 9))
+    );
+
+    // The whole month on 1500: four lines in date and voucher order, closing at zero.
+    let (opening, lines) = reports::account_ledger(&mut db, 1500, &march(1, None))
+        .await
+        .unwrap();
+    assert_eq!(opening, 0);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(opening + lines.iter().map(|l| l.amount).sum::<i64>(), 0);
+
+    // Dimension filters: every line is NETT, none is another department.
+    let (_, nett) = reports::account_ledger(&mut db, 1500, &march(1, Some("NETT")))
+        .await
+        .unwrap();
+    assert_eq!(nett.len(), 4);
+    let other = reports::trial_balance(&mut db, &march(1, Some("LAGER")))
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "{other:?}");
+    let all = reports::trial_balance(&mut db, &march(1, Some("NETT")))
+        .await
+        .unwrap();
+    let unfiltered =
+        vouchers::trial_balance(&mut db, Some(day(2026, 3, 1)), Some(day(2026, 3, 31)))
+            .await
+            .unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.account, r.debit, r.credit))
+            .collect::<Vec<_>>(),
+        unfiltered
+            .iter()
+            .map(|r| (r.account, r.debit, r.credit))
+            .collect::<Vec<_>>()
+    );
+    drop(db);
+    app.cleanup().await;
+}
