@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::channel::Channel;
 use crate::config::{BrokerSettings, DbSettings, LogFormat, ServeSettings, WorkerSettings};
+use crate::posting::LockedPeriodPolicy;
 
 /// Keeps a webshop and its accounting in step: signed webhooks in, balanced vouchers out.
 #[derive(Parser, Debug)]
@@ -56,6 +57,12 @@ pub enum Command {
     /// See the ledger: vouchers and balances.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Lock and unlock accounting periods (months), and list the locked ones.
+    #[command(subcommand)]
+    Periods(PeriodsCommand),
+    /// Export the books: SAF-T Financial for the Tax Administration.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Post a correctly signed sample event to a running service and print its answer.
     SendTestEvent(SendTestEventArgs),
     /// Load generators that print throughput and latency.
@@ -136,6 +143,20 @@ pub enum ConnectionsCommand {
         /// Location/warehouse ("sted/lager") to post with.
         #[arg(long)]
         location: Option<String>,
+        /// An event dated in a locked period: dead_letter (default) or next_open_date.
+        #[arg(long)]
+        locked_period_policy: Option<LockedPeriodPolicy>,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Change a connection's settings.
+    Set {
+        /// The connection's id.
+        id: Uuid,
+        /// An event dated in a locked period: dead_letter or next_open_date.
+        #[arg(long)]
+        locked_period_policy: LockedPeriodPolicy,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,
@@ -232,6 +253,105 @@ pub enum LedgerCommand {
         /// Last day (YYYY-MM-DD); open when left out.
         #[arg(long)]
         to: Option<NaiveDate>,
+        /// Only lines with this department.
+        #[arg(long)]
+        department: Option<String>,
+        /// Only lines with this location.
+        #[arg(long)]
+        location: Option<String>,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// One account's lines with a running balance, between its opening and closing balance.
+    Account {
+        /// The account number (1500).
+        number: i32,
+        /// First day (YYYY-MM-DD); earlier lines make the opening balance.
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day (YYYY-MM-DD); open when left out.
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Only lines with this department.
+        #[arg(long)]
+        department: Option<String>,
+        /// Only lines with this location.
+        #[arg(long)]
+        location: Option<String>,
+        /// The company (id or org number); the default company when left out.
+        #[arg(long)]
+        company: Option<String>,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// `shopbridge periods …`
+#[derive(Subcommand, Debug)]
+pub enum PeriodsCommand {
+    /// Lock a month: no voucher can be dated in it until it is unlocked.
+    Lock(PeriodArgs),
+    /// Unlock a month (logged); dead-lettered events for it can then be replayed.
+    Unlock(PeriodArgs),
+    /// The locked months.
+    List {
+        /// The company (id or org number); the default company when left out.
+        #[arg(long)]
+        company: Option<String>,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// The month a `periods lock|unlock` acts on.
+#[derive(Args, Debug)]
+pub struct PeriodArgs {
+    /// The month, YYYY-MM.
+    #[arg(long, value_parser = parse_month)]
+    pub month: NaiveDate,
+    /// The company (id or org number); the default company when left out.
+    #[arg(long)]
+    pub company: Option<String>,
+    /// Why, kept in the lock log.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Who is acting, kept in the lock log. Default: $USER.
+    #[arg(long, env = "USER", hide_env_values = true, default_value = "operator")]
+    pub by: String,
+    /// Common settings.
+    #[command(flatten)]
+    pub op: OperatorArgs,
+}
+
+/// `YYYY-MM` as the month's first day.
+///
+/// # Errors
+/// When `s` is not a month.
+pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a month (YYYY-MM)"))
+}
+
+/// `shopbridge export …`
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// SAF-T Financial 1.30 (Norway) of one company over a period, as XML.
+    Saft {
+        /// The company (id or org number); the default company when left out.
+        #[arg(long)]
+        company: Option<String>,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: NaiveDate,
+        /// The file to write.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,

@@ -26,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod posting;
 pub mod queue;
+pub mod saft;
 pub mod samples;
 pub mod shutdown;
 pub mod signature;

@@ -18,6 +18,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Connections(cmd)) => commands::connections::run(cmd).await,
         Some(Command::Events(cmd)) => commands::ledger::events(cmd).await,
         Some(Command::Ledger(cmd)) => commands::ledger::ledger(cmd).await,
+        Some(Command::Periods(cmd)) => commands::periods::run(cmd).await,
+        Some(Command::Export(cmd)) => commands::periods::export(cmd).await,
         Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,
         Some(Command::Bench(cmd)) => bench::run(cmd).await,
         Some(Command::Healthcheck { url }) => commands::healthcheck(&url).await,

@@ -1,4 +1,4 @@
-//! `shopbridge connections add|list|show|disable|enable|rotate-secret`.
+//! `shopbridge connections add|set|list|show|disable|enable|rotate-secret`.
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::cli::{ConnectionsCommand, OperatorArgs};
 use crate::connections::{self, AddConnection, webhook_url};
 use crate::db::connections::{self as q, ConnectionRow};
+use crate::db::periods;
 use crate::signature::Secret;
 
 /// Runs one `connections` subcommand.
@@ -21,6 +22,7 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             prepaid_account,
             department,
             location,
+            locked_period_policy,
             op,
         } => {
             let (pool, vault) = open(&op).await?;
@@ -34,6 +36,9 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             };
             let added = connections::add(&pool, &vault, input).await?;
             let c = &added.connection;
+            if let Some(policy) = locked_period_policy {
+                periods::set_policy(&mut *pool.acquire().await?, c.id, policy).await?;
+            }
             let url = webhook_url(&op.public_url, c.id);
             if op.json {
                 let out = json!({"id": c.id, "webhook_url": url, "client_id": c.client_id,
@@ -46,6 +51,22 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
                 println!("  Secret:       {}", added.secret.expose());
                 println!("The secret is shown only now; store it in the shop's webhook settings.");
             }
+        }
+        ConnectionsCommand::Set {
+            id,
+            locked_period_policy,
+            op,
+        } => {
+            let (pool, _) = open(&op).await?;
+            let mut db = pool.acquire().await?;
+            anyhow::ensure!(
+                periods::set_policy(&mut db, id, locked_period_policy).await?,
+                "no connection with id {id}"
+            );
+            let c = q::get(&mut db, id)
+                .await?
+                .with_context(|| format!("no connection with id {id}"))?;
+            print_one(&c, &op);
         }
         ConnectionsCommand::List { op } => {
             let (pool, _) = open(&op).await?;
@@ -151,6 +172,7 @@ fn describe(c: &ConnectionRow, public_url: &str) -> serde_json::Value {
         "id": c.id, "name": c.name, "channel": c.channel, "status": c.status,
         "process_orders_from": c.process_orders_from, "prepaid_account": c.prepaid_account,
         "department": c.department, "location": c.location, "client_id": c.client_id,
+        "locked_period_policy": c.locked_period_policy,
         "webhook_url": webhook_url(public_url, c.id), "created_at": c.created_at,
     })
 }
@@ -173,6 +195,7 @@ fn print_one(c: &ConnectionRow, op: &OperatorArgs) {
         "  Location:             {}",
         c.location.as_deref().unwrap_or("-")
     );
+    println!("  Locked periods:       {}", c.locked_period_policy);
     println!("  Client ID:            {}", c.client_id);
     println!(
         "  Webhook URL:          {}",

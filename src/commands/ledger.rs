@@ -1,9 +1,10 @@
-//! `shopbridge events list` and `shopbridge ledger vouchers|trial-balance`: what the shops'
+//! `shopbridge events list` and `shopbridge ledger vouchers|trial-balance|account`: what the shops'
 //! events became, in text for people and `--json` for scripts.
 
 use serde_json::json;
 
 use crate::cli::{EventsCommand, LedgerCommand, OperatorArgs};
+use crate::db::reports::{self, AccountLine, LineFilter};
 use crate::db::{events, vouchers};
 use crate::posting::Money;
 
@@ -47,9 +48,44 @@ pub async fn ledger(cmd: LedgerCommand) -> anyhow::Result<()> {
         LedgerCommand::Vouchers { limit, op } => {
             print_vouchers(&open(&op).await?, limit, op.json).await
         }
-        LedgerCommand::TrialBalance { from, to, op } => {
+        LedgerCommand::Account {
+            number,
+            from,
+            to,
+            department,
+            location,
+            company,
+            op,
+        } => {
             let pool = open(&op).await?;
-            let rows = vouchers::trial_balance(&mut *pool.acquire().await?, from, to).await?;
+            let mut db = pool.acquire().await?;
+            let company = crate::db::periods::company(&mut db, company.as_deref()).await?;
+            let filter = LineFilter {
+                company: Some(company),
+                from,
+                to,
+                department,
+                location,
+            };
+            let (opening, lines) = reports::account_ledger(&mut db, number, &filter).await?;
+            print_account(number, opening, &lines, op.json)
+        }
+        LedgerCommand::TrialBalance {
+            from,
+            to,
+            department,
+            location,
+            op,
+        } => {
+            let pool = open(&op).await?;
+            let filter = LineFilter {
+                company: None,
+                from,
+                to,
+                department,
+                location,
+            };
+            let rows = reports::trial_balance(&mut *pool.acquire().await?, &filter).await?;
             if op.json {
                 let out: Vec<_> = rows
                     .iter()
@@ -88,6 +124,84 @@ pub async fn ledger(cmd: LedgerCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints an account ledger: opening balance, each line with its running balance, closing.
+fn print_account(
+    number: i32,
+    opening: i64,
+    lines: &[AccountLine],
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let mut balance = opening;
+    let mut rows = Vec::with_capacity(lines.len());
+    for l in lines {
+        balance += l.amount;
+        rows.push((l, balance));
+    }
+    if as_json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(l, running)| {
+                json!({"date": l.voucher_date, "voucher": format!("{}-{}-{}", l.series, l.year, l.number),
+                       "description": if l.description.is_empty() { &l.voucher_description } else { &l.description },
+                       "debit": (l.amount > 0).then(|| Money(l.amount).to_string()),
+                       "credit": (l.amount < 0).then(|| Money(-l.amount).to_string()),
+                       "balance": Money(*running).to_string(),
+                       "department": l.department, "location": l.location})
+            })
+            .collect();
+        let doc = json!({"account": number, "opening_balance": Money(opening).to_string(),
+                         "lines": out, "closing_balance": Money(balance).to_string()});
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("Account {number}");
+    println!(
+        "{:<10} {:<16} {:<40} {:>12} {:>12} {:>14}",
+        "DATE", "VOUCHER", "DESCRIPTION", "DEBIT", "CREDIT", "BALANCE"
+    );
+    println!(
+        "{:<10} {:<16} {:<40} {:>12} {:>12} {:>14}",
+        "",
+        "",
+        "Opening balance",
+        "",
+        "",
+        Money(opening).to_string()
+    );
+    for (l, running) in &rows {
+        let (debit, credit) = if l.amount >= 0 {
+            (Money(l.amount).to_string(), String::new())
+        } else {
+            (String::new(), Money(-l.amount).to_string())
+        };
+        let text = if l.description.is_empty() {
+            &l.voucher_description
+        } else {
+            &l.description
+        };
+        let text: String = text.chars().take(40).collect();
+        println!(
+            "{:<10} {:<16} {:<40} {:>12} {:>12} {:>14}",
+            l.voucher_date,
+            format!("{}-{}-{}", l.series, l.year, l.number),
+            text,
+            debit,
+            credit,
+            Money(*running).to_string()
+        );
+    }
+    println!(
+        "{:<10} {:<16} {:<40} {:>12} {:>12} {:>14}",
+        "",
+        "",
+        "Closing balance",
+        "",
+        "",
+        Money(balance).to_string()
+    );
+    Ok(())
 }
 
 async fn print_vouchers(pool: &sqlx::PgPool, limit: i64, as_json: bool) -> anyhow::Result<()> {

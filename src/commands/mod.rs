@@ -2,6 +2,7 @@
 
 pub mod connections;
 pub mod ledger;
+pub mod periods;
 
 use anyhow::Context as _;
 use chrono::Utc;

@@ -27,6 +27,8 @@ pub struct ConnectionRow {
     pub department: Option<String>,
     /// Public half of the credentials.
     pub client_id: String,
+    /// An event dated in a locked period: `dead_letter` or `next_open_date`.
+    pub locked_period_policy: String,
     /// When the connection was added.
     pub created_at: DateTime<Utc>,
     /// When a setting last changed.
@@ -72,7 +74,7 @@ pub struct NewConnection {
 }
 
 const CONNECTION_COLUMNS: &str = "id, company_id, name, channel, status, process_orders_from, \
-     prepaid_account, location, department, client_id, created_at, updated_at";
+     prepaid_account, location, department, client_id, locked_period_policy, created_at, updated_at";
 
 /// The id of the default company.
 ///

@@ -110,6 +110,7 @@ struct ConnectionBooks {
     department: Option<String>,
     location: Option<String>,
     process_orders_from: NaiveDate,
+    locked_period_policy: String,
 }
 
 #[derive(FromRow)]
@@ -148,7 +149,8 @@ pub async fn load_context(
     connection_id: Uuid,
 ) -> Result<(Uuid, Context), LedgerError> {
     let books: ConnectionBooks = sqlx::query_as(
-        "select c.company_id, co.base_currency, c.prepaid_account, c.department, c.location, c.process_orders_from \
+        "select c.company_id, co.base_currency, c.prepaid_account, c.department, c.location, c.process_orders_from, \
+                c.locked_period_policy \
          from connections c join companies co on co.id = c.company_id where c.id = $1",
     )
     .bind(connection_id)
@@ -175,6 +177,15 @@ pub async fn load_context(
     .bind(connection_id)
     .fetch_all(&mut *db)
     .await?;
+    let locked_periods: Vec<NaiveDate> =
+        sqlx::query_scalar("select period from period_locks where company_id = $1")
+            .bind(books.company_id)
+            .fetch_all(&mut *db)
+            .await?;
+    let locked_period_policy = books
+        .locked_period_policy
+        .parse()
+        .map_err(|_| LedgerError::Invalid("locked_period_policy", books.locked_period_policy))?;
     let prepaid: u32 = books
         .prepaid_account
         .parse()
@@ -187,6 +198,7 @@ pub async fn load_context(
             department: books.department,
             location: books.location,
             process_orders_from: books.process_orders_from,
+            locked_period_policy,
         },
         accounts: accounts
             .into_iter()
@@ -199,6 +211,7 @@ pub async fn load_context(
         system: SystemAccounts::default(),
         exchange_rate: None,
         event_date: Utc::now().date_naive(),
+        locked_periods: locked_periods.into_iter().collect(),
     };
     Ok((books.company_id, context))
 }

@@ -9,6 +9,8 @@ pub mod connections;
 pub mod events;
 pub mod ledger;
 pub mod orders;
+pub mod periods;
+pub mod reports;
 pub mod vouchers;
 
 use std::str::FromStr;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::chart::{AccountNo, SystemAccounts};
 use super::error::PostingError;
 use super::event::ExchangeRate;
+use super::periods::LockedPeriodPolicy;
 use super::rules::Rule;
 use super::vat::VatTable;
 
@@ -27,6 +28,9 @@ pub struct ConnectionSettings {
     /// Orders registered before this day are recorded as skipped, with their payments and
     /// refunds: they belong to the books kept before shopbridge.
     pub process_orders_from: NaiveDate,
+    /// What to do with a voucher dated in a locked period.
+    #[serde(default)]
+    pub locked_period_policy: LockedPeriodPolicy,
 }
 
 /// Everything [`super::post`] reads besides the event and the order's prior state.
@@ -54,6 +58,11 @@ pub struct Context {
     /// The day the event happened (its `occurred_at`): the date of the credit note and new
     /// invoice that an order update causes, which the snapshot itself does not carry.
     pub event_date: NaiveDate,
+    /// The company's locked months (their first days): no voucher is dated in one. Cached with
+    /// the rest, so a lock or unlock reaches the worker within its cache's lifetime; the
+    /// database refuses a voucher in a locked month all the same.
+    #[serde(default)]
+    pub locked_periods: BTreeSet<NaiveDate>,
 }
 
 impl Context {

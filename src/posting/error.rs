@@ -138,6 +138,18 @@ pub enum PostingError {
         /// The event's order.
         event: String,
     },
+    /// Permanent until an operator unlocks the period: a voucher would be dated in a locked
+    /// month and the connection's policy is to refuse it. The message starts with
+    /// `period locked: YYYY-MM`, which operators filter dead letters by.
+    #[error("period locked: {month} (voucher {key} dated {date})")]
+    PeriodLocked {
+        /// The locked month, `2026-03`.
+        month: String,
+        /// The voucher's key.
+        key: String,
+        /// The date it would have had.
+        date: NaiveDate,
+    },
     /// Permanent: an amount is too large to compute with.
     #[error("amount too large: {0}")]
     Overflow(String),

@@ -26,6 +26,7 @@ mod invoice;
 pub mod money;
 mod order;
 mod payment;
+pub mod periods;
 mod refund;
 pub mod rules;
 pub mod state;
@@ -37,6 +38,8 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_periods;
+#[cfg(test)]
 mod tests_rules;
 
 pub use calendar::oslo_date;
@@ -47,6 +50,7 @@ pub use event::Event;
 pub use explain::{Explanation, explain};
 pub use invoice::MAX_ROUNDING;
 pub use money::{Money, Rate};
+pub use periods::LockedPeriodPolicy;
 pub use rules::{Criteria, Placement, Rule, RuleKind, default_rules};
 pub use state::{OrderState, Outcome, PostedInvoice, Posting};
 pub use vat::{VatCode, VatCodeEntry, VatTable};
@@ -61,7 +65,8 @@ pub use voucher::{LineRole, Voucher, VoucherError, VoucherHead, VoucherKind, Vou
 /// # Errors
 /// [`PostingError`]: retryable ([`PostingError::is_retryable`]) when a refund or cancellation
 /// came before its order; otherwise permanent, with a message naming the line, account or rate
-/// concerned (no rule places a line, unknown VAT rate or account, missing exchange rate, ...).
+/// concerned (no rule places a line, unknown VAT rate or account, missing exchange rate, a
+/// voucher in a locked period under the `dead_letter` policy, ...).
 pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting, PostingError> {
     if let Some(id) = event.order_id()
         && id != prior.order_id
@@ -72,7 +77,7 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
     if event.order_id().is_some() {
         check_settings(ctx)?;
     }
-    match event {
+    let posting = match event {
         Event::Order(o) => order::post_order(o, ctx, prior),
         Event::OrderCancelled(c) => order::post_cancellation(c, ctx, prior),
         Event::Payment(p) => payment::post_payment(p, ctx, prior),
@@ -82,7 +87,14 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
             prior.clone(),
             Outcome::Ignored(topic.clone()),
         )),
-    }
+    }?;
+    // Last: vouchers are built with their own dates, then refused or moved out of locked
+    // periods, so no builder needs to know about locks.
+    periods::apply(
+        posting,
+        &ctx.locked_periods,
+        ctx.connection.locked_period_policy,
+    )
 }
 
 /// The accounts every order event may post to must be in the chart.

@@ -1,7 +1,7 @@
 //! Scenario tests of [`super::post`]: the worked example of DESIGN.md §3, and the order of
 //! events, corrections, cancellations and skips around it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -32,6 +32,7 @@ pub(super) fn ctx() -> Context {
             department: None,
             location: None,
             process_orders_from: day(2026, 2, 1),
+            locked_period_policy: LockedPeriodPolicy::DeadLetter,
         },
         accounts: default_accounts().iter().map(|a| a.number).collect(),
         vat: VatTable::norwegian(),
@@ -39,6 +40,7 @@ pub(super) fn ctx() -> Context {
         system: SystemAccounts::default(),
         exchange_rate: None,
         event_date: day(2026, 3, 5),
+        locked_periods: BTreeSet::new(),
     }
 }
 

@@ -284,6 +284,13 @@ impl Voucher {
         &self.lines
     }
 
+    /// The head and lines, to build a changed voucher with [`Voucher::balanced`] again (a
+    /// voucher moved out of a locked period).
+    #[must_use]
+    pub fn into_parts(self) -> (VoucherHead, Vec<VoucherLine>) {
+        (self.head, self.lines)
+    }
+
     /// Sum of the debit lines in base currency: the voucher's size, as operators see it.
     #[must_use]
     pub fn total_debit(&self) -> Money {

@@ -2,7 +2,10 @@
 //! per connection, so that a batch does not reload the books for every event.
 //!
 //! Entries live a few seconds: a fixed rule or setting reaches the worker within that time,
-//! and a replay after a fix waits for it (see `docs/operations.md`).
+//! and a replay after a fix waits for it (see `docs/operations.md`). The company's locked
+//! periods are part of the context too: an unlock reaches the worker within [`CONTEXT_TTL`],
+//! and a lock is enforced at once by the database (a voucher dated in a locked month is refused
+//! and retried, and the retry's fresh context applies the connection's policy).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod helpers;
+mod periods;
 mod proxy;
+mod saft;
 mod webhooks;
 mod worker;
