@@ -4,11 +4,14 @@
 //! CI then needs no prepared `.sqlx/` data, and every query is exercised by an integration test
 //! against a real database instead.
 
+pub mod admin;
+pub mod books;
 pub mod catalog;
 pub mod connections;
 pub mod events;
 pub mod ledger;
 pub mod orders;
+pub mod tokens;
 pub mod vouchers;
 
 use std::str::FromStr;

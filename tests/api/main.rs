@@ -2,5 +2,6 @@
 
 mod helpers;
 mod proxy;
+mod replay;
 mod webhooks;
 mod worker;
