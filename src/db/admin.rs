@@ -197,6 +197,7 @@ pub async fn get_events(db: &mut PgConnection, key: &str) -> sqlx::Result<Vec<Ev
 
 /// Which vouchers to list.
 #[derive(Clone, Debug, Default, serde::Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VoucherFilter {
     /// First voucher date (YYYY-MM-DD).
     pub from: Option<NaiveDate>,

@@ -433,6 +433,16 @@ pub struct SettingsIn {
     pub location: Option<String>,
 }
 
+/// Checks settings as a new connection of the default company would carry them.
+///
+/// # Errors
+/// [`BooksError::Invalid`] naming the field, or a database error.
+pub async fn check_settings(db: &PgPool, s: &SettingsIn) -> Result<(), BooksError> {
+    let mut c = db.acquire().await?;
+    let company = default_company(&mut c).await?;
+    settings_update(&mut c, company, s).await.map(|_| ())
+}
+
 /// Changes a connection's settings after checking each against the books.
 ///
 /// # Errors
@@ -442,6 +452,17 @@ pub async fn update_connection(db: &PgPool, id: Uuid, s: &SettingsIn) -> Result<
     let conn = conns::get(&mut tx, id)
         .await?
         .ok_or_else(|| BooksError::NotFound(format!("no connection with id {id}")))?;
+    let u = settings_update(&mut tx, conn.company_id, s).await?;
+    q::update_settings(&mut tx, id, &u).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn settings_update(
+    db: &mut PgConnection,
+    company: Uuid,
+    s: &SettingsIn,
+) -> Result<SettingsUpdate, BooksError> {
     let mut u = SettingsUpdate::default();
     if let Some(name) = &s.name {
         let name = name.trim();
@@ -451,12 +472,15 @@ pub async fn update_connection(db: &PgPool, id: Uuid, s: &SettingsIn) -> Result<
         u.name = Some(name.to_owned());
     }
     if let Some(date) = &s.process_orders_from {
-        let parsed = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
-            invalid(
-                "process_orders_from",
-                format!("`{date}` is not a date (YYYY-MM-DD)"),
-            )
-        })?;
+        let parsed = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .ok()
+            .filter(|d| (1900..=9999).contains(&chrono::Datelike::year(d)))
+            .ok_or_else(|| {
+                invalid(
+                    "process_orders_from",
+                    format!("`{date}` is not a date (YYYY-MM-DD)"),
+                )
+            })?;
         u.process_orders_from = Some(parsed);
     }
     if let Some(account) = &s.prepaid_account {
@@ -466,7 +490,7 @@ pub async fn update_connection(db: &PgPool, id: Uuid, s: &SettingsIn) -> Result<
                 format!("`{account}` is not an account number"),
             )
         })?;
-        if !q::account_exists(&mut tx, conn.company_id, number).await? {
+        if !q::account_exists(db, company, number).await? {
             return Err(invalid(
                 "prepaid_account",
                 format!("account {number} is not in the chart"),
@@ -492,7 +516,7 @@ pub async fn update_connection(db: &PgPool, id: Uuid, s: &SettingsIn) -> Result<
             let code = value.trim();
             if code.is_empty() {
                 *slot = Some(None);
-            } else if q::dimension_exists(&mut tx, dim, conn.company_id, code).await? {
+            } else if q::dimension_exists(db, dim, company, code).await? {
                 *slot = Some(Some(code.to_owned()));
             } else {
                 return Err(invalid(
@@ -502,7 +526,5 @@ pub async fn update_connection(db: &PgPool, id: Uuid, s: &SettingsIn) -> Result<
             }
         }
     }
-    q::update_settings(&mut tx, id, &u).await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(u)
 }

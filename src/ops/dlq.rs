@@ -30,6 +30,7 @@ use crate::queue::{Names, header_str, headers};
 
 /// Which dead letters an action takes; every field narrows, none means all.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadFilter {
     /// Only this connection's.
     pub connection: Option<Uuid>,

@@ -19,6 +19,7 @@ use crate::queue::Outgoing;
 
 /// Which stored events to replay; every field narrows.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventFilter {
     /// Only this event (shopbridge's id).
     pub id: Option<Uuid>,
