@@ -93,7 +93,7 @@ async fn every_documented_route_answers_401_without_a_live_token_and_exists_with
         .await
         .unwrap();
     assert!(
-        shopbridge::db::tokens::revoke(&mut *app.db.acquire().await.unwrap(), revoked_row.id)
+        shopbridge::db::tokens::revoke(&mut app.db.acquire().await.unwrap(), revoked_row.id)
             .await
             .unwrap()
     );
