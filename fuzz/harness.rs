@@ -168,6 +168,7 @@ fn context() -> Context {
             department: None,
             location: None,
             process_orders_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date"),
+            locked_period_policy: Default::default(),
         },
         accounts: default_accounts().iter().map(|a| a.number).collect(),
         vat: VatTable::norwegian(),
@@ -175,6 +176,7 @@ fn context() -> Context {
         system: SystemAccounts::default(),
         exchange_rate: None,
         event_date: NaiveDate::from_ymd_opt(2026, 3, 5).expect("valid date"),
+        locked_periods: Default::default(),
     }
 }
 

@@ -136,6 +136,11 @@ impl ConnectionCache {
         (!entry.stale && entry.loaded.elapsed() < ttl && !key_expired).then(|| entry.clone())
     }
 
+    /// The vault that opens the connections' secrets (the admin API seals new ones with it).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
     /// Forgets one connection (it changed).
     pub fn invalidate(&self, id: Uuid) {
         self.entries

@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::channel::Channel;
+pub mod admin;
+
 use crate::config::{BrokerSettings, DbSettings, LogFormat, ServeSettings, WorkerSettings};
 use crate::posting::LockedPeriodPolicy;
 
@@ -63,6 +65,15 @@ pub enum Command {
     /// Export the books: SAF-T Financial for the Tax Administration.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Inspect, replay and purge the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(admin::DlqCommand),
+    /// List, add, remove and test posting rules.
+    #[command(subcommand)]
+    Rules(admin::RulesCommand),
+    /// Create, list and revoke admin API tokens.
+    #[command(subcommand)]
+    Tokens(admin::TokensCommand),
     /// Post a correctly signed sample event to a running service and print its answer.
     SendTestEvent(SendTestEventArgs),
     /// Load generators that print throughput and latency.
@@ -231,6 +242,16 @@ pub enum EventsCommand {
         #[command(flatten)]
         op: OperatorArgs,
     },
+    /// One event: payload, status, reason and the vouchers it produced.
+    Show {
+        /// shopbridge's event id, or the shop's.
+        id: String,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Queue stored events again (e.g. failed ones after a rule fix).
+    Replay(admin::EventsReplayArgs),
 }
 
 /// `shopbridge ledger …`

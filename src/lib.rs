@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod posting;
 pub mod queue;
 pub mod saft;

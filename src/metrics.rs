@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,10 +29,36 @@ pub struct ConfirmLabels {
     pub result: &'static str,
 }
 
+/// Labels of the events gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// processing, processed, skipped, ignored or failed.
+    pub status: String,
+}
+
+/// Labels of the queue depth gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `events` or `dead`.
+    pub queue: &'static str,
+}
+
+/// Labels of the replay counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplayLabels {
+    /// `dlq` or `events`.
+    pub source: String,
+    /// What became of the event (`republished`, `posted`, `duplicate`, ...).
+    pub result: String,
+}
+
 struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     confirm_seconds: Family<ConfirmLabels, Histogram>,
+    events: Family<StatusLabels, Gauge>,
+    queue_messages: Family<QueueLabels, Gauge>,
+    replayed: Family<ReplayLabels, Counter>,
 }
 
 /// The process's metrics; cheap to clone.
@@ -72,11 +99,32 @@ impl Metrics {
             "Time from publish to the broker's confirm",
             confirm_seconds.clone(),
         );
+        let events = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "events",
+            "Events in the events table by status, read at scrape time",
+            events.clone(),
+        );
+        let queue_messages = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queue_messages",
+            "Messages ready in the events queue and the dead-letter queue, read at scrape time",
+            queue_messages.clone(),
+        );
+        let replayed = Family::<ReplayLabels, Counter>::default();
+        registry.register(
+            "replayed_events",
+            "Events replayed through this process's admin API, by source and result",
+            replayed.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 confirm_seconds,
+                events,
+                queue_messages,
+                replayed,
             }),
         }
     }
@@ -111,6 +159,47 @@ impl Metrics {
                 outcome,
             })
             .get()
+    }
+
+    /// Sets the events gauge from `(status, count)` rows; statuses not listed read 0.
+    pub fn set_events(&self, rows: &[(String, i64)]) {
+        for status in ["processing", "processed", "skipped", "ignored", "failed"] {
+            let n = rows
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            self.inner
+                .events
+                .get_or_create(&StatusLabels {
+                    status: status.to_owned(),
+                })
+                .set(n);
+        }
+    }
+
+    /// Sets the depth of `queue` (`events` or `dead`).
+    pub fn set_queue(&self, queue: &'static str, messages: u32) {
+        self.inner
+            .queue_messages
+            .get_or_create(&QueueLabels { queue })
+            .set(i64::from(messages));
+    }
+
+    /// Counts the events of a replay report by result.
+    pub fn replayed(&self, report: &crate::ops::ReplayReport) {
+        for e in &report.events {
+            let result = serde_json::to_value(e.result)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.inner
+                .replayed
+                .get_or_create(&ReplayLabels {
+                    source: report.source.clone(),
+                    result,
+                })
+                .inc();
+        }
     }
 
     /// Every metric in the Prometheus text format.

@@ -13,7 +13,11 @@ use crate::posting::Money;
 /// # Errors
 /// When the database cannot be reached.
 pub async fn events(cmd: EventsCommand) -> anyhow::Result<()> {
-    let EventsCommand::List { status, limit, op } = cmd;
+    let (status, limit, op) = match cmd {
+        EventsCommand::List { status, limit, op } => (status, limit, op),
+        EventsCommand::Show { id, op } => return super::admin::show_event(&id, &op).await,
+        EventsCommand::Replay(args) => return super::admin::replay_events(args).await,
+    };
     let pool = open(&op).await?;
     let rows = events::list(&mut *pool.acquire().await?, status.as_deref(), limit).await?;
     if op.json {

@@ -1,5 +1,6 @@
 //! Operator commands: each one a function the CLI calls, printing text or `--json`.
 
+pub mod admin;
 pub mod connections;
 pub mod ledger;
 pub mod periods;

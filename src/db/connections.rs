@@ -5,7 +5,7 @@ use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 /// A connection row as stored.
-#[derive(Clone, Debug, FromRow, serde::Serialize)]
+#[derive(Clone, Debug, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionRow {
     /// The id in webhook URLs.
     pub id: Uuid,

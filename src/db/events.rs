@@ -159,7 +159,7 @@ pub async fn record_failure(
 }
 
 /// An event as operators see it.
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     /// shopbridge's id of the event.
     pub id: Uuid,

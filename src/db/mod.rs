@@ -4,6 +4,8 @@
 //! CI then needs no prepared `.sqlx/` data, and every query is exercised by an integration test
 //! against a real database instead.
 
+pub mod admin;
+pub mod books;
 pub mod catalog;
 pub mod connections;
 pub mod events;
@@ -11,6 +13,7 @@ pub mod ledger;
 pub mod orders;
 pub mod periods;
 pub mod reports;
+pub mod tokens;
 pub mod vouchers;
 
 use std::str::FromStr;

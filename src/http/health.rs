@@ -52,7 +52,21 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
     }
 }
 
+/// Refreshes the gauges read at scrape time (event statuses, queue depths), then renders. A
+/// dependency that does not answer within a second leaves its gauges as they were.
 async fn metrics(State(app): State<AppState>) -> Response {
+    let limit = std::time::Duration::from_secs(1);
+    let statuses = async {
+        let mut conn = app.db.acquire().await?;
+        crate::db::admin::events_by_status(&mut conn).await
+    };
+    if let Ok(Ok(rows)) = tokio::time::timeout(limit, statuses).await {
+        app.metrics.set_events(&rows);
+    }
+    if let Ok(Ok((events, dead))) = tokio::time::timeout(limit, app.broker.depths()).await {
+        app.metrics.set_queue("events", events);
+        app.metrics.set_queue("dead", dead);
+    }
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! The HTTP server: webhook intake and operations endpoints, with request ids, tracing,
 //! timeouts and graceful shutdown.
 
+pub mod admin;
 pub mod health;
 pub mod problem;
 pub mod webhooks;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Limits and timeouts.
     pub settings: Arc<ServeSettings>,
+    /// Where the queues are, for the admin API's DLQ and replay endpoints.
+    pub broker: crate::ops::Broker,
 }
 
 /// The whole HTTP API with its layers. `serve` and the tests both use it.
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhooks::routes())
         .merge(health::routes())
+        .merge(admin::routes(state.clone()))
         .with_state(state)
         // The webhook handler enforces its own body limit (with a problem+json 413); this one
         // turns axum's default 2 MB cap off so there is exactly one limit to configure.

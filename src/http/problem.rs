@@ -49,6 +49,29 @@ pub enum ApiError {
     /// 503: a dependency is down (readiness).
     #[error("not ready: {0}")]
     NotReady(String),
+    /// 401: the admin API was called without a live bearer token.
+    #[error("a valid bearer token is required (Authorization: Bearer sbt_…)")]
+    Unauthorized,
+    /// 404: the admin API path names nothing.
+    #[error("{0}")]
+    NotFound(String),
+    /// 400: a parameter or body could not be read.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: a field is not acceptable; `field` names it.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as the API spells it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// 409: it exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: RabbitMQ is needed (DLQ, replay) and unavailable.
+    #[error("the message broker is unavailable: {0}")]
+    Broker(String),
     /// 500: logged with its cause chain, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -62,6 +85,9 @@ struct Problem<'a> {
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// The invalid field (an RFC 9457 extension member), for 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -77,10 +103,16 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Queue(_) | ApiError::Database(_) | ApiError::NotReady(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Queue(_)
+            | ApiError::Database(_)
+            | ApiError::NotReady(_)
+            | ApiError::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,11 +132,25 @@ impl ApiError {
             ApiError::Database(_) => "database-unavailable",
             ApiError::Timeout(_) => "request-timeout",
             ApiError::NotReady(_) => "not-ready",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Invalid { .. } => "invalid-field",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Broker(_) => "broker-unavailable",
             ApiError::Internal(_) => "internal-error",
         }
     }
 
     fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => return "Unauthorized",
+            ApiError::NotFound(_) => return "Not found",
+            ApiError::BadRequest(_) => return "Bad request",
+            ApiError::Invalid { .. } => return "Invalid field",
+            ApiError::Conflict(_) => return "Conflict",
+            _ => {}
+        }
         match self.status() {
             StatusCode::NOT_FOUND => "Unknown connection",
             StatusCode::FORBIDDEN => "Connection disabled",
@@ -121,9 +167,10 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited(wait) => Some(*wait),
-            ApiError::Queue(_) | ApiError::Database(_) | ApiError::NotReady(_) => {
-                Some(Duration::from_secs(5))
-            }
+            ApiError::Queue(_)
+            | ApiError::Database(_)
+            | ApiError::NotReady(_)
+            | ApiError::Broker(_) => Some(Duration::from_secs(5)),
             _ => None,
         }
     }
@@ -145,17 +192,29 @@ impl IntoResponse for ApiError {
                 tracing::warn!(error = %e, "Connection lookup failed.");
                 Some(self.to_string())
             }
+            ApiError::Broker(e) => {
+                tracing::warn!(error = %e, "Admin action needs RabbitMQ, which is unavailable.");
+                Some(self.to_string())
+            }
             other => Some(other.to_string()),
+        };
+        let field = match &self {
+            ApiError::Invalid { field, .. } => Some(field.clone()),
+            _ => None,
         };
         let body = Problem {
             kind: format!("urn:shopbridge:problem:{}", self.slug()),
             title: self.title(),
             status: status.as_u16(),
             detail,
+            field,
         };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, ApiError::Unauthorized) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(wait) = self.retry_after() {
             // Whole seconds, rounded up: "Retry-After: 0" would invite a hot loop.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -33,6 +33,10 @@ pub mod headers {
     pub const ATTEMPT: &str = "shopbridge-attempt";
     /// Why it was dead-lettered (set on dead letters).
     pub const REASON: &str = "shopbridge-reason";
+    /// When the worker dead-lettered it (RFC 3339; set on dead letters).
+    pub const DEAD_LETTERED_AT: &str = "shopbridge-dead-lettered-at";
+    /// When an operator replayed it (RFC 3339; set on replayed copies, for the audit trail).
+    pub const REPLAYED_AT: &str = "shopbridge-replayed-at";
 }
 
 /// The current message layout version.

@@ -93,6 +93,12 @@ async fn dead_letter(
         headers::REASON,
         AMQPValue::LongString(LongString::from(reason.to_owned())),
     );
+    // Operators filter the DLQ by when things went wrong, not by when they arrived.
+    let props = with_header(
+        &props,
+        headers::DEAD_LETTERED_AT,
+        AMQPValue::LongString(LongString::from(chrono::Utc::now().to_rfc3339())),
+    );
     let key = item.delivery.routing_key.as_str().to_owned();
     publish(publisher, &deps.names.dead_exchange, &key, item, props).await
 }

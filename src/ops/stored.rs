@@ -1,0 +1,159 @@
+//! Replaying stored events: the events table keeps every source document exactly as the shop
+//! signed it, so an event can be queued again, with the headers the receiver set, after a rule
+//! or setting was fixed. A `failed` one is posted again; a done one (`processed`, `skipped`,
+//! `ignored`) reaches the inbox as a duplicate and changes nothing, and the report says so.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::track::{self, Before};
+use super::{Broker, OpsError, Progress, ReplayReport, ReplayResult, ReplayedEvent, Step};
+use crate::channel::Channel;
+use crate::db::admin::{self as q, StoredEvent};
+use crate::queue::Outgoing;
+
+/// Which stored events to replay; every field narrows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    /// Only this event (shopbridge's id).
+    pub id: Option<Uuid>,
+    /// Only this connection's.
+    pub connection: Option<Uuid>,
+    /// Only events with this status: processed, skipped, ignored, failed.
+    pub status: Option<String>,
+    /// Only this topic (event type).
+    pub topic: Option<String>,
+    /// Only events received at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events received at or before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (newest first); default 100.
+    #[param(minimum = 1, maximum = 10000)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub limit: Option<i64>,
+}
+
+impl EventFilter {
+    /// True when no criterion is given (which would mean every event).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none()
+            && self.connection.is_none()
+            && self.status.is_none()
+            && self.topic.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
+/// What replaying an event in this status will do.
+fn expectation(status: &str) -> String {
+    match status {
+        "failed" => "will be posted again with the current rules and settings".into(),
+        "processing" => "is being processed now".into(),
+        done => format!("already {done}: replaying it changes nothing"),
+    }
+}
+
+/// Replays the stored events matching `filter` (only when `execute`; otherwise reports what
+/// would happen), then, with `wait`, follows what the worker made of each for that long.
+///
+/// # Errors
+/// When PostgreSQL or RabbitMQ fail; events republished before the failure stay republished.
+pub async fn replay(
+    db: &PgPool,
+    broker: &Broker,
+    filter: &EventFilter,
+    execute: bool,
+    wait: Option<Duration>,
+    progress: Progress<'_>,
+) -> Result<ReplayReport, OpsError> {
+    let rows = q::find_events(&mut *db.acquire().await?, filter).await?;
+    let mut report = ReplayReport::new("events", execute);
+    report.matched = rows.len();
+    let mut befores: Vec<Option<Before>> = Vec::with_capacity(rows.len());
+    let session = if execute && !rows.is_empty() {
+        Some(broker.open().await?)
+    } else {
+        None
+    };
+    progress(Step::Begin(rows.len() as u64, "republishing stored events"));
+    let mut failure = None;
+    for row in &rows {
+        let mut event = ReplayedEvent {
+            event_id: Some(row.source_event_id.clone()),
+            connection_id: Some(row.connection_id),
+            topic: Some(row.topic.clone()),
+            status_before: Some(row.status.clone()),
+            reason_before: row.reason.clone(),
+            result: ReplayResult::WouldReplay,
+            detail: Some(expectation(&row.status)),
+            vouchers: Vec::new(),
+        };
+        let mut before = None;
+        if let Some(session) = &session
+            && failure.is_none()
+        {
+            match republish(db, broker, session, row).await {
+                Ok(b) => {
+                    report.republished += 1;
+                    event.result = ReplayResult::Republished;
+                    before = Some(b);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        report.events.push(event);
+        befores.push(before);
+        progress(Step::Advance);
+    }
+    progress(Step::Done);
+    if let Some(session) = session {
+        session.close().await;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    report.count();
+    if let Some(wait) = wait.filter(|_| execute) {
+        track::follow(db, &mut report, &befores, wait, progress).await?;
+    }
+    Ok(report)
+}
+
+/// Queues one stored event again as the receiver queued it, and waits for the confirm.
+async fn republish(
+    db: &PgPool,
+    broker: &Broker,
+    session: &super::Session,
+    row: &StoredEvent,
+) -> Result<Before, OpsError> {
+    let channel: Channel = row.channel.parse().map_err(|_| {
+        OpsError::NotConfirmed(format!("stored channel `{}` is unknown", row.channel))
+    })?;
+    let out = Outgoing {
+        event_id: row.source_event_id.clone(),
+        connection_id: row.connection_id,
+        channel,
+        topic: row.topic.clone(),
+        received_at: row.received_at,
+        occurred_at: row.occurred_at,
+        request_id: row.request_id.clone(),
+    };
+    let before = track::before(db, row.connection_id, &row.source_event_id).await?;
+    super::publish_confirmed(
+        &session.publisher,
+        &broker.names.events_exchange,
+        &out.routing_key(),
+        &row.body,
+        out.properties(),
+    )
+    .await?;
+    Ok(before)
+}
