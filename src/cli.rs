@@ -74,6 +74,9 @@ pub enum Command {
     /// Create, list and revoke admin API tokens.
     #[command(subcommand)]
     Tokens(admin::TokensCommand),
+    /// Create, list and disable the web console's users, and set their passwords.
+    #[command(subcommand)]
+    Users(admin::UsersCommand),
     /// Post a correctly signed sample event to a running service and print its answer.
     SendTestEvent(SendTestEventArgs),
     /// Load generators that print throughput and latency.

@@ -106,6 +106,9 @@ pub struct ServeSettings {
     /// long a change made behind its back goes unseen.
     #[arg(long, env = "SHOPBRIDGE_CONNECTION_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub connection_cache_ttl: Duration,
+    /// How long a console login lasts before the operator must log in again.
+    #[arg(long, env = "SHOPBRIDGE_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
 }
 
 /// The worker's settings.

@@ -116,8 +116,10 @@ pub struct ConnectionAuth {
     pub id: Uuid,
     /// Its channel kind: decides the signature scheme.
     pub channel: Channel,
-    /// False when disabled (403).
+    /// False when disabled or still a draft (403).
     pub active: bool,
+    /// True for a draft: added in the console, its settings not yet saved.
+    pub draft: bool,
     /// Keys of every secret that verifies now (one, or two during a rotation).
     pub keys: Vec<SigningKey>,
     /// The earliest moment one of `keys` expires, so a cache entry is not used past it.
@@ -139,6 +141,38 @@ pub async fn add(
     vault: &Vault,
     input: AddConnection,
 ) -> Result<Added, ConnectionError> {
+    insert(db, vault, input, "active").await
+}
+
+/// Adds a draft connection, as the console's "Legg til ny kobling" does: it has credentials
+/// at once, but answers 403 to webhooks until its settings are saved
+/// ([`crate::ops::books::update_connection`]), so nothing is posted with settings nobody chose.
+///
+/// # Errors
+/// [`ConnectionError::Invalid`] for an empty name, or a database error.
+pub async fn add_draft(
+    db: &PgPool,
+    vault: &Vault,
+    name: &str,
+    channel: Channel,
+) -> Result<Added, ConnectionError> {
+    let input = AddConnection {
+        name: name.to_owned(),
+        channel,
+        process_orders_from: None,
+        prepaid_account: None,
+        department: None,
+        location: None,
+    };
+    insert(db, vault, input, "draft").await
+}
+
+async fn insert(
+    db: &PgPool,
+    vault: &Vault,
+    input: AddConnection,
+    status: &'static str,
+) -> Result<Added, ConnectionError> {
     let name = input.name.trim().to_owned();
     if name.is_empty() {
         return Err(invalid("name", "must not be empty"));
@@ -159,6 +193,7 @@ pub async fn add(
         location: non_empty(input.location),
         department: non_empty(input.department),
         client_id: new_client_id(),
+        status,
     };
     let connection = q::insert(&mut tx, &new).await?;
     let secret = Secret::generate(input.channel);
@@ -242,6 +277,7 @@ pub async fn load_auth(
         id,
         channel,
         active: conn.status == "active",
+        draft: conn.status == "draft",
         keys,
         keys_valid_until: rows.iter().filter_map(|r| r.expires_at).min(),
     }))

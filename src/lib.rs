@@ -20,6 +20,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod http;

@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Dlq(cmd)) => commands::admin::dlq(cmd).await,
         Some(Command::Rules(cmd)) => commands::admin::rules(cmd).await,
         Some(Command::Tokens(cmd)) => commands::admin::tokens(cmd).await,
+        Some(Command::Users(cmd)) => commands::admin::users(cmd).await,
         Some(Command::SendTestEvent(args)) => commands::send_test_event(args).await,
         Some(Command::Bench(cmd)) => bench::run(cmd).await,
         Some(Command::Healthcheck { url }) => commands::healthcheck(&url).await,

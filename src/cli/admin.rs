@@ -83,6 +83,9 @@ pub struct EventsReplayArgs {
 /// Which dead letters.
 #[derive(Args, Debug, Clone)]
 pub struct DeadFilterArgs {
+    /// Only this event (the shop's event id).
+    #[arg(long)]
+    pub event: Option<String>,
     /// Only this connection's.
     #[arg(long)]
     pub connection: Option<Uuid>,
@@ -255,6 +258,45 @@ pub enum TokensCommand {
     Revoke {
         /// The token's id.
         id: Uuid,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+}
+
+/// `shopbridge users …`
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Create a console user. The password is asked for twice at a terminal (not echoed), or
+    /// read as the first line of standard input when that is not a terminal.
+    Create {
+        /// The user's email, which is also the login name.
+        #[arg(long)]
+        email: String,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// List console users (never their passwords).
+    List {
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Give a user a new password (asked for as by `create`); their sessions end.
+    SetPassword {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Disable a user: they cannot log in, and their sessions end.
+    Disable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::cli::OperatorArgs;
 use crate::cli::admin::{
     DeadFilterArgs, DlqCommand, EventsReplayArgs, QueueArgs, RulesCommand, TokensCommand,
+    UsersCommand,
 };
 use crate::db::tokens as token_rows;
 use crate::ops::books::{self, RuleIn};
@@ -143,6 +144,7 @@ pub async fn replay_events(args: EventsReplayArgs) -> anyhow::Result<()> {
 
 fn dead_filter(f: DeadFilterArgs) -> DeadFilter {
     DeadFilter {
+        event: f.event,
         connection: f.connection,
         topic: f.topic,
         reason: f.reason,
@@ -442,6 +444,82 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
                 return print_json(&json!({"id": id, "revoked": true}));
             }
             println!("Revoked token {id}.");
+            Ok(())
+        }
+    }
+}
+
+/// Reads a new password: asked twice at a terminal without echo, else the first line of
+/// standard input (for scripts: `printf '%s\n' "$PW" | shopbridge users create …`).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ; nothing was changed");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+/// Runs one `users` subcommand.
+///
+/// # Errors
+/// A bad email or password, an unknown or duplicate user, or the database fails.
+pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    use crate::console::users as u;
+    match cmd {
+        UsersCommand::Create { email, op } => {
+            let password = read_password()?;
+            let pool = open(&op).await?;
+            let user = u::create(&pool, &email, &password).await?;
+            if op.json {
+                return print_json(&user);
+            }
+            println!("Created console user {} ({}).", user.email, user.id);
+            println!("They log in at <SHOPBRIDGE_PUBLIC_URL>/console.");
+            Ok(())
+        }
+        UsersCommand::List { op } => {
+            let pool = open(&op).await?;
+            let rows = u::list(&pool).await?;
+            if op.json {
+                return print_json(&rows);
+            }
+            for user in &rows {
+                let state = user.disabled_at.map_or("active".to_owned(), |d| {
+                    format!("disabled {}", d.format("%Y-%m-%d"))
+                });
+                println!(
+                    "{}  {:<32} {:<20} created {}",
+                    user.id,
+                    user.email,
+                    state,
+                    user.created_at.format("%Y-%m-%d")
+                );
+            }
+            Ok(())
+        }
+        UsersCommand::SetPassword { email, op } => {
+            let password = read_password()?;
+            let pool = open(&op).await?;
+            u::set_password(&pool, &email, &password).await?;
+            if op.json {
+                return print_json(&json!({"email": email, "password_set": true}));
+            }
+            println!("Set a new password for {email}; their sessions have ended.");
+            Ok(())
+        }
+        UsersCommand::Disable { email, op } => {
+            let pool = open(&op).await?;
+            u::disable(&pool, &email).await?;
+            if op.json {
+                return print_json(&json!({"email": email, "disabled": true}));
+            }
+            println!("Disabled {email}; their sessions have ended.");
             Ok(())
         }
     }

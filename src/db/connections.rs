@@ -15,7 +15,7 @@ pub struct ConnectionRow {
     pub name: String,
     /// `nettbutikk`, `shopify`, `woocommerce` or `stripe`.
     pub channel: String,
-    /// `active` or `disabled`.
+    /// `draft` (added in the console, not yet configured), `active` or `disabled`.
     pub status: String,
     /// Orders registered before this date are skipped.
     pub process_orders_from: NaiveDate,
@@ -71,6 +71,8 @@ pub struct NewConnection {
     pub department: Option<String>,
     /// Public client id.
     pub client_id: String,
+    /// `active`, or `draft` until its settings are saved.
+    pub status: &'static str,
 }
 
 const CONNECTION_COLUMNS: &str = "id, company_id, name, channel, status, process_orders_from, \
@@ -93,8 +95,9 @@ pub async fn default_company(db: &mut PgConnection) -> sqlx::Result<Uuid> {
 pub async fn insert(db: &mut PgConnection, new: &NewConnection) -> sqlx::Result<ConnectionRow> {
     sqlx::query_as(&format!(
         "insert into connections (id, company_id, name, channel, process_orders_from, \
-             prepaid_account, location, department, client_id) \
-         values ($1, $2, $3, $4, coalesce($5, current_date), coalesce($6, '1522'), $7, $8, $9) \
+             prepaid_account, location, department, client_id, status) \
+         values ($1, $2, $3, $4, coalesce($5, current_date), coalesce($6, '1522'), $7, $8, $9, \
+                 $10) \
          returning {CONNECTION_COLUMNS}"
     ))
     .bind(new.id)
@@ -106,6 +109,7 @@ pub async fn insert(db: &mut PgConnection, new: &NewConnection) -> sqlx::Result<
     .bind(&new.location)
     .bind(&new.department)
     .bind(&new.client_id)
+    .bind(new.status)
     .fetch_one(db)
     .await
 }

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(health::routes())
         .merge(admin::routes(state.clone()))
+        .merge(crate::console::routes(state.clone()))
         .with_state(state)
         // The webhook handler enforces its own body limit (with a problem+json 413); this one
         // turns axum's default 2 MB cap off so there is exactly one limit to configure.

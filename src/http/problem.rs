@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 403: the connection exists but is disabled.
     #[error("this connection is disabled")]
     Disabled,
+    /// 403: the connection was added in the console and its configuration is not saved yet.
+    #[error("this connection is not activated yet: save its configuration in the console")]
+    NotActivated,
     /// 400 or 401: the signature headers are missing/malformed, or do not verify.
     #[error(transparent)]
     Signature(#[from] VerifyError),
@@ -96,7 +99,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::UnknownConnection => StatusCode::NOT_FOUND,
-            ApiError::Disabled => StatusCode::FORBIDDEN,
+            ApiError::Disabled | ApiError::NotActivated => StatusCode::FORBIDDEN,
             ApiError::Signature(e) => {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
@@ -123,6 +126,7 @@ impl ApiError {
         match self {
             ApiError::UnknownConnection => "unknown-connection",
             ApiError::Disabled => "connection-disabled",
+            ApiError::NotActivated => "connection-not-activated",
             ApiError::Signature(e) if e.status() == 400 => "malformed-request",
             ApiError::Signature(_) => "invalid-signature",
             ApiError::TooLarge(_) => "body-too-large",

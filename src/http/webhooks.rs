@@ -78,6 +78,9 @@ async fn accept(
             other => ApiError::Internal(other.into()),
         })?
         .ok_or(ApiError::UnknownConnection)?;
+    if conn.draft {
+        return Err(ApiError::NotActivated);
+    }
     if !conn.active {
         return Err(ApiError::Disabled);
     }

@@ -32,6 +32,8 @@ use crate::queue::{Names, header_str, headers};
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeadFilter {
+    /// Only this event: the shop's event id (the message id).
+    pub event: Option<String>,
     /// Only this connection's.
     pub connection: Option<Uuid>,
     /// Only this topic (event type), as the channel names it: `order.created`, `orders/paid`.
@@ -52,8 +54,12 @@ impl DeadFilter {
     /// True when `letter` passes every given criterion.
     #[must_use]
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        self.connection
-            .is_none_or(|c| letter.connection_id == Some(c))
+        self.event
+            .as_ref()
+            .is_none_or(|e| letter.message_id.as_ref() == Some(e))
+            && self
+                .connection
+                .is_none_or(|c| letter.connection_id == Some(c))
             && self
                 .topic
                 .as_ref()

@@ -185,6 +185,7 @@ impl TestApp {
                 publish_channels: 2,
                 rate_limit: opts.rate_limit,
                 connection_cache_ttl: Duration::from_secs(60),
+                session_ttl: Duration::from_secs(3600),
             },
             worker: WorkerSettings {
                 batch_size: 50,

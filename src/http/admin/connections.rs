@@ -149,7 +149,8 @@ pub async fn show(State(app): State<AppState>, Path(id): Path<Uuid>) -> ApiResul
     load(&app, id).await
 }
 
-/// Changes a connection's settings; absent fields stay as they are.
+/// Changes a connection's settings; absent fields stay as they are. Saving the settings of a
+/// draft connection (one added in the console) activates it.
 #[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections",
     params(("id" = Uuid, Path, description = "Connection id")), request_body = SettingsIn,
     responses((status = 200, body = ConnectionOut)))]

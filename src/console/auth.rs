@@ -1,0 +1,200 @@
+//! Logging in and out, and the language switch.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use maud::html;
+use serde::Deserialize;
+
+use super::i18n::{LANG_COOKIE, Lang, cookie};
+use super::layout::{Notice, bare, notice};
+use super::{Ctx, PageError, SESSION_COOKIE, local_path, secure_cookies, set_cookie, users};
+use crate::http::AppState;
+
+/// The cookie that carries the login form's CSRF token (double-submit: there is no session
+/// yet to keep it in). It stops a third-party page from logging a browser into its own account.
+const LOGIN_COOKIE: &str = "sb_login";
+
+/// `?next=` and `?out=` of the login page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    out: Option<String>,
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+fn login_form(
+    lang: Lang,
+    token: &str,
+    next: &str,
+    email: &str,
+    message: Option<(Notice, &str)>,
+) -> maud::Markup {
+    let t = lang.texts();
+    let back = format!("/console/login?next={}", super::urlencode(next));
+    bare(
+        lang,
+        t.login_title,
+        &back,
+        html! {
+            h1 { (t.login_title) }
+            @if let Some((kind, text)) = message { (notice(kind, text)) }
+            form.stack method="post" action="/console/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                div.field {
+                    label for="email" { (t.email) }
+                    input #email name="email" type="email" autocomplete="username" required
+                        autofocus value=(email);
+                }
+                div.field {
+                    label for="password" { (t.password) }
+                    input #password name="password" type="password"
+                        autocomplete="current-password" required;
+                }
+                div.actions { button.primary type="submit" { (t.login_button) } }
+            }
+        },
+    )
+}
+
+fn login_response(
+    app: &AppState,
+    status: StatusCode,
+    headers: &HeaderMap,
+    next: &str,
+    email: &str,
+    message: Option<(Notice, &str)>,
+) -> Response {
+    let lang = Lang::negotiate(headers);
+    let token = users::random_token();
+    let page = login_form(lang, &token, next, email, message);
+    (
+        status,
+        [(
+            header::SET_COOKIE,
+            set_cookie(LOGIN_COOKIE, &token, Some(3600), secure_cookies(app)),
+        )],
+        page,
+    )
+        .into_response()
+}
+
+/// GET /console/login
+pub async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let next = q.next.as_deref().and_then(local_path).unwrap_or("/console");
+    let t = Lang::negotiate(&headers).texts();
+    let message = q.out.is_some().then_some((Notice::Ok, t.logged_out));
+    login_response(&app, StatusCode::OK, &headers, next, "", message)
+}
+
+/// POST /console/login
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let expected = cookie(&headers, LOGIN_COOKIE).ok_or(PageError::Csrf)?;
+    if !super::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return Err(PageError::Csrf);
+    }
+    let next = form
+        .next
+        .as_deref()
+        .and_then(local_path)
+        .unwrap_or("/console");
+    let Some(user) = users::authenticate(&app.db, &form.email, &form.password).await? else {
+        tracing::info!(email = form.email.trim(), "console login refused");
+        let t = Lang::negotiate(&headers).texts();
+        return Ok(login_response(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            &headers,
+            next,
+            &form.email,
+            Some((Notice::Error, t.login_failed)),
+        ));
+    };
+    let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;
+    tracing::info!(user = %user.id, "console login");
+    let secure = secure_cookies(&app);
+    Ok((
+        [
+            (
+                header::SET_COOKIE,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &token,
+                    Some(app.settings.session_ttl.as_secs()),
+                    secure,
+                ),
+            ),
+            (header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure)),
+        ],
+        Redirect::to(next),
+    )
+        .into_response())
+}
+
+/// POST /console/logout
+pub async fn logout(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        users::close_session(&app.db, &token).await?;
+    }
+    tracing::info!(user = %ctx.session.user_id, "console logout");
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", Some(0), secure_cookies(&app)),
+        )],
+        Redirect::to("/console/login?out=1"),
+    )
+        .into_response())
+}
+
+/// `?back=` of the language switch.
+#[derive(Debug, Deserialize)]
+pub struct Back {
+    back: Option<String>,
+}
+
+/// GET /console/lang/{tag}: remembers the choice for a year and goes back. A GET, so that it
+/// is a plain link; it changes nothing but a preference of this browser.
+pub async fn switch_language(
+    State(app): State<AppState>,
+    axum::extract::Path(tag): axum::extract::Path<String>,
+    Query(q): Query<Back>,
+) -> Result<Response, PageError> {
+    let lang = Lang::from_tag(&tag).ok_or(PageError::NotFound)?;
+    let back = q.back.as_deref().and_then(local_path).unwrap_or("/console");
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(
+                LANG_COOKIE,
+                lang.tag(),
+                Some(365 * 24 * 3600),
+                secure_cookies(&app),
+            ),
+        )],
+        Redirect::to(back),
+    )
+        .into_response())
+}
