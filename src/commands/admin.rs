@@ -456,7 +456,10 @@ fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ")?;
         let again = rpassword::prompt_password("Password again: ")?;
-        anyhow::ensure!(first == again, "the two passwords differ; nothing was changed");
+        anyhow::ensure!(
+            first == again,
+            "the two passwords differ; nothing was changed"
+        );
         Ok(first)
     } else {
         let mut line = String::new();

@@ -2,7 +2,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use maud::html;
 use serde::Deserialize;
@@ -131,8 +131,9 @@ pub async fn login(
     let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;
     tracing::info!(user = %user.id, "console login");
     let secure = secure_cookies(&app);
+    // AppendHeaders: two Set-Cookie headers (a plain array would keep only the last).
     Ok((
-        [
+        AppendHeaders([
             (
                 header::SET_COOKIE,
                 set_cookie(
@@ -142,8 +143,11 @@ pub async fn login(
                     secure,
                 ),
             ),
-            (header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure)),
-        ],
+            (
+                header::SET_COOKIE,
+                set_cookie(LOGIN_COOKIE, "", Some(0), secure),
+            ),
+        ]),
         Redirect::to(next),
     )
         .into_response())

@@ -96,12 +96,18 @@ impl Voucher {
     }
 
     fn number(&self) -> String {
-        format!("{} {}-{}", self.head.series, self.head.year, self.head.number)
+        format!(
+            "{} {}-{}",
+            self.head.series, self.head.year, self.head.number
+        )
     }
 }
 
 /// Loads the lines of `heads`.
-pub async fn with_lines(app: &AppState, heads: Vec<VoucherHead>) -> Result<Vec<Voucher>, PageError> {
+pub async fn with_lines(
+    app: &AppState,
+    heads: Vec<VoucherHead>,
+) -> Result<Vec<Voucher>, PageError> {
     let ids: Vec<Uuid> = heads.iter().map(|h| h.id).collect();
     let mut lines = q::lines_of(&mut *app.db.acquire().await?, &ids).await?;
     let mut by_voucher: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
@@ -349,7 +355,10 @@ async fn saft(
             let file = format!("attachment; filename=\"SAF-T_{from}_{to}.xml\"");
             Ok((
                 [
-                    (header::CONTENT_TYPE, "application/xml; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_TYPE,
+                        "application/xml; charset=utf-8".to_owned(),
+                    ),
                     (header::CONTENT_DISPOSITION, file),
                 ],
                 xml,

@@ -19,11 +19,11 @@ use super::layout::{Nav, Notice, badge, copyable, csrf, notice, page};
 use super::{Ctx, PageError};
 use crate::channel::Channel;
 use crate::connections::{self, webhook_url};
-use crate::signature::Secret;
 use crate::db::books::{self as books_db, AccountRow, Dimension, DimensionRow};
 use crate::db::connections::{self as q, ConnectionRow};
 use crate::http::AppState;
 use crate::ops::books::{self, BooksError, SettingsIn};
+use crate::signature::Secret;
 
 /// How long a rotated key keeps verifying.
 const KEEP_OLD_KEY: Duration = Duration::from_secs(24 * 3600);
@@ -558,7 +558,11 @@ async fn save_configuration(
         match books::update_connection(&app.db, c.id, &input).await {
             Ok(()) => {
                 tracing::info!(connection = %c.id, user = %ctx.session.user_id, "connection configured in the console");
-                let saved = if c.status == "draft" { "activated" } else { "1" };
+                let saved = if c.status == "draft" {
+                    "activated"
+                } else {
+                    "1"
+                };
                 return Ok(Redirect::to(&format!(
                     "/console/connections/{}/configuration?saved={saved}",
                     c.id
@@ -640,10 +644,9 @@ async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
     let c = load(&app, &id).await?;
-    let secret =
-        connections::replace_secret(&app.db, app.cache.vault(), c.id, None, KEEP_OLD_KEY)
-            .await
-            .map_err(connection_error)?;
+    let secret = connections::replace_secret(&app.db, app.cache.vault(), c.id, None, KEEP_OLD_KEY)
+        .await
+        .map_err(connection_error)?;
     tracing::info!(connection = %c.id, user = %ctx.session.user_id, "key rotated in the console");
     Ok(credentials_page(
         &app,

@@ -225,7 +225,11 @@ async fn show(
         .find(|e| e.id == id)
         .ok_or(PageError::NotFound)?;
     let names = connection_names(&app).await?;
-    let vouchers = with_lines(&app, event.vouchers.iter().map(|v| v.head.clone()).collect()).await?;
+    let vouchers = with_lines(
+        &app,
+        event.vouchers.iter().map(|v| v.head.clone()).collect(),
+    )
+    .await?;
     let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
     let title = fill(t.event_title, &[&event.source_event_id]);
     let body = html! {
@@ -259,7 +263,12 @@ async fn show(
     Ok(page(&ctx, Nav::Events, &title, body))
 }
 
-fn report_page(ctx: &Ctx, nav: Nav, report: &ReplayReport, names: &HashMap<Uuid, String>) -> Markup {
+fn report_page(
+    ctx: &Ctx,
+    nav: Nav,
+    report: &ReplayReport,
+    names: &HashMap<Uuid, String>,
+) -> Markup {
     let t = ctx.t();
     let n = |x: usize| x.to_string();
     let tot = &report.totals;
@@ -326,8 +335,15 @@ fn result_class(r: crate::ops::ReplayResult) -> &'static str {
 }
 
 async fn run_stored(app: &AppState, filter: &EventFilter) -> Result<ReplayReport, PageError> {
-    let report =
-        stored::replay(&app.db, &app.broker, filter, true, Some(REPLAY_WAIT), &no_progress).await?;
+    let report = stored::replay(
+        &app.db,
+        &app.broker,
+        filter,
+        true,
+        Some(REPLAY_WAIT),
+        &no_progress,
+    )
+    .await?;
     app.metrics.replayed(&report);
     Ok(report)
 }

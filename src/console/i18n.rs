@@ -150,11 +150,7 @@ impl Texts {
             }
             grouped.push(c);
         }
-        format!(
-            "{sign}{grouped}{}{:02}",
-            self.decimal_separator,
-            abs % 100
-        )
+        format!("{sign}{grouped}{}{:02}", self.decimal_separator, abs % 100)
     }
 
     /// A moment, to the second, in UTC (the time zone is named, so nobody misreads it).
@@ -436,11 +432,17 @@ mod tests {
 
     #[test]
     fn money_is_written_the_way_each_language_writes_it() {
-        assert_eq!(Lang::Nb.texts().money(123_456_789), "1\u{a0}234\u{a0}567,89");
+        assert_eq!(
+            Lang::Nb.texts().money(123_456_789),
+            "1\u{a0}234\u{a0}567,89"
+        );
         assert_eq!(Lang::En.texts().money(123_456_789), "1,234,567.89");
         assert_eq!(Lang::Nb.texts().money(-5), "-0,05");
         assert_eq!(Lang::En.texts().money(100_000), "1,000.00");
-        assert_eq!(Lang::En.texts().money(i64::MIN), "-92,233,720,368,547,758.08");
+        assert_eq!(
+            Lang::En.texts().money(i64::MIN),
+            "-92,233,720,368,547,758.08"
+        );
     }
 
     #[test]

@@ -61,8 +61,14 @@ impl Ctx {
 /// The console's routes, nested at `/console` by the caller.
 pub fn routes(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()
-        .route("/console", get(|| async { Redirect::to("/console/connections") }))
-        .route("/console/", get(|| async { Redirect::to("/console/connections") }))
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/connections") }),
+        )
+        .route(
+            "/console/",
+            get(|| async { Redirect::to("/console/connections") }),
+        )
         .route("/console/logout", post(auth::logout))
         .merge(connections::routes())
         .merge(events::routes())
@@ -81,11 +87,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
 
 /// Lets a request through only with a live session, as [`Ctx`]; otherwise sends the browser
 /// to the login page, which brings it back here afterwards.
-async fn require_session(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    let here = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+async fn require_session(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let here = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let session = match cookie(request.headers(), SESSION_COOKIE) {
         Some(token) => match users::find_session(&app.db, &token).await {
             Ok(s) => s,
@@ -188,9 +198,15 @@ async fn security_headers(request: Request, next: Next) -> Response {
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !is_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -299,7 +315,10 @@ async fn render_errors(request: Request, next: Next) -> Response {
 /// The embedded stylesheet and script.
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
-        "console.css" => (include_str!("assets/console.css"), "text/css; charset=utf-8"),
+        "console.css" => (
+            include_str!("assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
         "console.js" => (
             include_str!("assets/console.js"),
             "text/javascript; charset=utf-8",
@@ -351,8 +370,17 @@ mod tests {
 
     #[test]
     fn only_console_paths_are_followed_back() {
-        assert_eq!(local_path("/console/events?x=1"), Some("/console/events?x=1"));
-        for bad in ["https://evil.example", "//evil.example", "/console//x", "/webhooks", "/console\\x"] {
+        assert_eq!(
+            local_path("/console/events?x=1"),
+            Some("/console/events?x=1")
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/console//x",
+            "/webhooks",
+            "/console\\x",
+        ] {
             assert_eq!(local_path(bad), None, "{bad}");
         }
     }

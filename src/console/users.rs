@@ -6,9 +6,9 @@
 
 use std::sync::OnceLock;
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -337,7 +337,10 @@ mod tests {
     #[test]
     fn emails_and_passwords_are_checked() {
         assert!(check_email("kari@example.no").is_ok());
-        assert_eq!(check_email("  kari@example.no ").unwrap(), "kari@example.no");
+        assert_eq!(
+            check_email("  kari@example.no ").unwrap(),
+            "kari@example.no"
+        );
         for bad in ["", "kari", "@x", "kari@", "a@b@c", "ka ri@x.no"] {
             assert!(check_email(bad).is_err(), "{bad:?} accepted");
         }

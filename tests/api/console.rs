@@ -1,0 +1,532 @@
+//! The web console over plain HTTP: access control, sessions, CSRF, the draft → active flow of
+//! a connection added in the console, and languages. The browser tests (`browser.rs`) drive
+//! the same pages in Chromium.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+use shopbridge::channel::Channel;
+use shopbridge::console::users;
+use shopbridge::signature::Secret;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+const ORDER_1001: &[u8] = include_bytes!("../fixtures/events/order-created-1001.json");
+pub const EMAIL: &str = "kari@example.no";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A browser without a browser: keeps the console's cookies, follows no redirect by itself.
+pub struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+    lang: Option<&'static str>,
+}
+
+impl Console {
+    pub fn new(app: &TestApp) -> Console {
+        Console {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.url.clone(),
+            cookies: HashMap::new(),
+            lang: None,
+        }
+    }
+
+    fn remember(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all(SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = pair.split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header());
+        if let Some(lang) = self.lang {
+            r = r.header(ACCEPT_LANGUAGE, lang);
+        }
+        r
+    }
+
+    pub async fn get(&mut self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        self.remember(&resp);
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    pub async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .request(reqwest::Method::POST, path)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.remember(&resp);
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    /// Logs in through the form; returns the answer to the POST.
+    pub async fn login(
+        &mut self,
+        email: &str,
+        password: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let (_, _, page) = self.get("/console/login").await;
+        let csrf = input_value(&page, "name=\"csrf\"").expect("login form has a token");
+        self.post(
+            "/console/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/console/connections"),
+            ],
+        )
+        .await
+    }
+
+    /// The CSRF token of the signed-in session, read from a page.
+    pub async fn csrf(&mut self) -> String {
+        let (_, _, page) = self.get("/console/connections").await;
+        input_value(&page, "name=\"csrf\"").expect("the page has the session's token")
+    }
+}
+
+/// The `value` of the first `<input>` that has `marker` among its attributes.
+pub fn input_value(html: &str, marker: &str) -> Option<String> {
+    let at = html.find(marker)?;
+    let start = html[..at].rfind("<input")?;
+    let end = start + html[start..].find('>')?;
+    let tag = &html[start..end];
+    let v = tag.find("value=\"")? + 7;
+    let len = tag[v..].find('"')?;
+    Some(
+        tag[v..v + len]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
+}
+
+pub async fn with_user(app: &TestApp) {
+    users::create(&app.db, EMAIL, PASSWORD)
+        .await
+        .expect("user created");
+}
+
+async fn signed_in(app: &TestApp) -> Console {
+    with_user(app).await;
+    let mut c = Console::new(app);
+    let (status, _, _) = c.login(EMAIL, PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "login succeeds");
+    c
+}
+
+async fn connection_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from connections")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_console_page_sends_a_visitor_without_a_session_to_the_login_page() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    let mut c = Console::new(&app);
+    let id = Uuid::now_v7();
+    let pages = [
+        "/console".to_owned(),
+        "/console/connections".to_owned(),
+        "/console/connections?add=nettbutikk".to_owned(),
+        format!("/console/connections/{id}/configuration"),
+        format!("/console/connections/{id}/credentials"),
+        "/console/events?status=failed".to_owned(),
+        format!("/console/events/{id}"),
+        "/console/dead-letters".to_owned(),
+        "/console/vouchers".to_owned(),
+        format!("/console/vouchers/{id}"),
+        "/console/trial-balance".to_owned(),
+        "/console/saft?from=2026-01-01&to=2026-12-31".to_owned(),
+    ];
+    for path in &pages {
+        let (status, headers, _) = c.get(path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        let to = headers[LOCATION].to_str().unwrap();
+        assert!(
+            to.starts_with("/console/login?next=/console"),
+            "{path} → {to}"
+        );
+    }
+    // A form posted without a session changes nothing.
+    let (status, headers, _) = c
+        .post(
+            "/console/connections",
+            &[("channel", "nettbutikk"), ("name", "X"), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/login")
+    );
+    assert_eq!(connection_count(&app).await, 0);
+    // The login page itself, and the assets, are public.
+    assert_eq!(c.get("/console/login").await.0, StatusCode::OK);
+    let (status, headers, css) = c.get("/console/assets/console.css").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert!(css.contains(":focus-visible"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn login_opens_a_strict_http_only_session_and_logout_ends_it() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    with_user(&app).await;
+    let mut c = Console::new(&app);
+
+    let (status, _, page) = c.login(EMAIL, "wrong password!").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("Feil e-post eller passord."), "{page}");
+    let (status, _, _) = c.login("nobody@example.no", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The login form's own token: a page elsewhere cannot log a browser in.
+    let mut stranger = Console::new(&app);
+    let (status, _, _) = stranger
+        .post(
+            "/console/login",
+            &[("email", EMAIL), ("password", PASSWORD), ("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Emails are matched without regard to case.
+    let (status, headers, _) = c.login("Kari@Example.NO", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/console/connections");
+    let session_cookie = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("sb_session="))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(
+        !session_cookie.contains("Secure"),
+        "not Secure over plain http"
+    );
+    let stored: Vec<u8> = sqlx::query_scalar("select token_sha256 from console_sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let token = c.cookies["sb_session"].clone();
+    assert_ne!(
+        stored,
+        token.as_bytes(),
+        "only a digest of the token is stored"
+    );
+
+    let (status, _, page) = c.get("/console/connections").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(EMAIL));
+    assert!(page.contains("Tilkoblinger"));
+
+    let csrf = c.csrf().await;
+    let (status, headers, _) = c.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/console/login?out=1");
+    let left: i64 = sqlx::query_scalar("select count(*) from console_sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // The old cookie opens nothing.
+    c.cookies.insert("sb_session".into(), token);
+    assert_eq!(c.get("/console/connections").await.0, StatusCode::SEE_OTHER);
+
+    // A disabled user cannot log in.
+    users::disable(&app.db, EMAIL).await.unwrap();
+    assert_eq!(c.login(EMAIL, PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_form_without_the_session_csrf_token_changes_nothing() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    let mut c = signed_in(&app).await;
+    let form = |csrf: &'static str| {
+        [
+            ("channel", "nettbutikk"),
+            ("name", "Butikk"),
+            ("csrf", csrf),
+        ]
+    };
+    for forged in ["", "forged-token"] {
+        let (status, _, page) = c.post("/console/connections", &form(forged)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("Skjemaet var utløpt eller ugyldig"), "{page}");
+    }
+    let (status, _, _) = c
+        .post(
+            "/console/connections",
+            &[("channel", "nettbutikk"), ("name", "Butikk")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(connection_count(&app).await, 0);
+    let csrf = c.csrf().await;
+    let (status, _, _) = c
+        .post(
+            "/console/connections",
+            &[
+                ("channel", "nettbutikk"),
+                ("name", "Butikk"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(connection_count(&app).await, 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_connection_added_in_the_console_takes_events_once_its_configuration_is_saved() {
+    let app = TestApp::spawn().await;
+    let mut c = signed_in(&app).await;
+    let csrf = c.csrf().await;
+
+    // The panel: channel list, then the name.
+    let (_, _, page) = c.get("/console/connections?add=1").await;
+    for name in ["Nettbutikk", "Shopify", "WooCommerce", "Stripe"] {
+        assert!(page.contains(name), "{name} offered");
+    }
+    let (status, _, page) = c
+        .post(
+            "/console/connections",
+            &[("channel", "nettbutikk"), ("name", "  "), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Fyll ut dette feltet."));
+    assert!(page.contains("aria-invalid=\"true\""));
+    assert_eq!(connection_count(&app).await, 0);
+
+    let (status, _, page) = c
+        .post(
+            "/console/connections",
+            &[
+                ("channel", "nettbutikk"),
+                ("name", "Min nettbutikk"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = input_value(&page, "id=\"client-key\"").expect("the key is shown once");
+    let client_id = input_value(&page, "id=\"client-id\"").unwrap();
+    let url = input_value(&page, "id=\"webhook-url\"").unwrap();
+    let id: Uuid = url.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(url.ends_with(&format!("/webhooks/{id}")));
+    let (status, client_id_db): (String, String) =
+        sqlx::query_as("select status, client_id from connections where id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), client_id_db), ("draft", client_id));
+
+    // Not shown again.
+    let (_, _, page) = c
+        .get(&format!("/console/connections/{id}/credentials"))
+        .await;
+    assert!(input_value(&page, "id=\"client-key\"").is_none());
+    assert!(!page.contains(&key));
+
+    // A draft refuses events.
+    let secret = Secret::new(key);
+    let post = |event_id: &'static str| {
+        let mut v: serde_json::Value = serde_json::from_slice(ORDER_1001).unwrap();
+        v["id"] = event_id.into();
+        let body = v.to_string().into_bytes();
+        let (app, secret) = (&app, &secret);
+        async move {
+            app.post_signed(
+                id,
+                Channel::Nettbutikk,
+                secret,
+                event_id,
+                "order.created",
+                &body,
+            )
+            .await
+        }
+    };
+    let resp = post("evt_console_draft").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (_, problem) = crate::helpers::problem(resp).await;
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("connection-not-activated"),
+        "{problem}"
+    );
+
+    // "Lagre" with mistakes: each error next to its field; still a draft.
+    let config = format!("/console/connections/{id}/configuration");
+    let (status, _, page) = c
+        .post(
+            &config,
+            &[
+                ("csrf", &csrf),
+                ("name", "Min nettbutikk"),
+                ("process_orders_from", "31.12.2025"),
+                ("prepaid_account", "9999"),
+                ("location", ""),
+                ("department", "NOPE"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (field, message) in [
+        ("process_orders_from", "Skriv en dato som ÅÅÅÅ-MM-DD"),
+        ("prepaid_account", "Velg en konto fra kontoplanen."),
+        ("department", "Velg en verdi fra listen."),
+    ] {
+        let error = format!("id=\"f-{field}-error\"");
+        let at = page
+            .find(&error)
+            .unwrap_or_else(|| panic!("{field} error shown"));
+        assert!(
+            page[at..].starts_with(&format!("{error}>{message}")),
+            "{field}"
+        );
+        assert!(page.contains(&format!("id=\"f-{field}\"")));
+    }
+    assert_eq!(
+        post("evt_console_draft").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let (status, headers, _) = c
+        .post(
+            &config,
+            &[
+                ("csrf", &csrf),
+                ("name", "Min nettbutikk"),
+                ("process_orders_from", "2026-01-01"),
+                ("prepaid_account", "1522"),
+                ("location", ""),
+                ("department", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("{config}?saved=activated"));
+    let (_, _, page) = c.get(&format!("{config}?saved=activated")).await;
+    assert!(page.contains("Konfigurasjonen er lagret, og koblingen er aktiv."));
+
+    // Active: the event is accepted, posted, and shown with its voucher.
+    assert_eq!(
+        post("evt_console_draft").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let (status, _) = app.wait_for_event("evt_console_draft").await;
+    assert_eq!(status, "processed");
+    let (_, _, list) = c.get("/console/connections").await;
+    assert!(list.contains("Min nettbutikk") && list.contains("Aktiv"));
+    let (_, _, events) = c.get(&format!("/console/events?connection={id}")).await;
+    assert!(events.contains("evt_console_draft") && events.contains("Behandlet"));
+    let event_id: Uuid = sqlx::query_scalar("select id from events where source_event_id = $1")
+        .bind("evt_console_draft")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (_, _, detail) = c.get(&format!("/console/events/{event_id}")).await;
+    assert!(detail.contains("Bilag fra hendelsen"));
+    assert!(detail.contains("1500 "), "the customer line is shown");
+    assert!(detail.contains("726,00"), "the invoice total, in Norwegian");
+    let (_, _, vouchers) = c.get("/console/vouchers").await;
+    assert!(vouchers.contains("Faktura") && vouchers.contains("726,00"));
+    let (_, _, balance) = c.get("/console/trial-balance").await;
+    let totals = &balance[balance.find("<tfoot>").expect("a totals row")..];
+    let cells: Vec<&str> = totals
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| &c[..c.find('<').unwrap()])
+        .collect();
+    assert_eq!(cells.len(), 3, "{totals}");
+    assert_eq!(cells[0], cells[1], "debits equal credits");
+    assert_eq!(cells[2], "0,00");
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_language_follows_accept_language_and_the_switch() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    let mut c = Console::new(&app);
+    let (_, _, page) = c.get("/console/login").await;
+    assert!(page.contains("<html lang=\"nb\">") && page.contains(">Logg inn<"));
+    c.lang = Some("en-GB,en;q=0.9,nb;q=0.5");
+    let (_, _, page) = c.get("/console/login").await;
+    assert!(page.contains("<html lang=\"en\">") && page.contains(">Log in<"));
+
+    // The switch wins over the header, and only sends the browser back inside the console.
+    let (status, headers, _) = c.get("/console/lang/nb?back=/console/login").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/console/login");
+    assert_eq!(c.cookies["sb_lang"], "nb");
+    let (_, _, page) = c.get("/console/login").await;
+    assert!(page.contains(">Logg inn<"));
+    let (_, headers, _) = c.get("/console/lang/en?back=https://evil.example/").await;
+    assert_eq!(headers[LOCATION], "/console");
+    assert_eq!(c.get("/console/lang/de").await.0, StatusCode::NOT_FOUND);
+
+    // Errors are pages in the chosen language too.
+    let (_, _, page) = c.get("/console/assets/nothing.css").await;
+    assert!(page.contains("We could not find what you were looking for."));
+    app.cleanup().await;
+}
