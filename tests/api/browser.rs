@@ -246,7 +246,10 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
     click(c, "button[type=submit].primary").await;
     expect_text(c, "h1", "Hendelser").await; // back where the operator was going
     // The first Tab reaches the skip link, with a visible focus ring.
-    c.find(Locator::Css("body")).await?.send_keys("\u{e004}").await?; // Tab
+    c.find(Locator::Css("body"))
+        .await?
+        .send_keys("\u{e004}")
+        .await?; // Tab
     let focused = c
         .execute(
             "const e = document.activeElement; \
@@ -254,7 +257,11 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
             vec![],
         )
         .await?;
-    assert_eq!(focused, json!(["skip", "solid"]), "skip link first, with a focus ring");
+    assert_eq!(
+        focused,
+        json!(["skip", "solid"]),
+        "skip link first, with a focus ring"
+    );
 
     // Tilkoblinger → Legg til ny kobling → Nettbutikk → name → Lagre.
     click_link(c, "Tilkoblinger").await;
@@ -284,9 +291,16 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
         let body = order(event_id, vat);
         let secret = &secret;
         async move {
-            app.post_signed(id, Channel::Nettbutikk, secret, event_id, "order.created", &body)
-                .await
-                .status()
+            app.post_signed(
+                id,
+                Channel::Nettbutikk,
+                secret,
+                event_id,
+                "order.created",
+                &body,
+            )
+            .await
+            .status()
         }
     };
     assert_eq!(post("evt_browser_1", None).await, StatusCode::FORBIDDEN);
@@ -309,7 +323,12 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
     click(c, "#f-prepaid_account option[value='1522']").await;
     screenshot(c, "configuration").await;
     click(c, "form.stack button[type=submit]").await;
-    expect_text(c, "p.notice.ok", "Konfigurasjonen er lagret, og koblingen er aktiv.").await;
+    expect_text(
+        c,
+        "p.notice.ok",
+        "Konfigurasjonen er lagret, og koblingen er aktiv.",
+    )
+    .await;
 
     // A signed event: processed, and its voucher in the console.
     assert_eq!(post("evt_browser_1", None).await, StatusCode::ACCEPTED);
@@ -325,7 +344,10 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
     screenshot(c, "events").await;
 
     // A dead letter: an order at 22 % VAT, which no code has. Fix the books, replay it.
-    assert_eq!(post("evt_browser_22", Some("22")).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        post("evt_browser_22", Some("22")).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(app.wait_for_event("evt_browser_22").await.0, "failed");
     eventually("the dead letter shows", || async {
         c.goto(&format!("{}/console/dead-letters", app.url))
@@ -334,7 +356,10 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
         text(c, "main").await.contains("evt_browser_22")
     })
     .await;
-    assert!(text(c, "main tbody").await.contains("22"), "the reason is shown");
+    assert!(
+        text(c, "main tbody").await.contains("22"),
+        "the reason is shown"
+    );
     screenshot(c, "dead-letters").await;
     add_vat_22(app).await;
     click(c, "main tbody form button[type=submit]").await;
