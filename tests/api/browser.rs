@@ -389,6 +389,26 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
     expect_text(c, "h1", "Tilkoblinger").await;
     screenshot(c, "connections").await;
 
+    // At 200 % zoom (half the width in CSS pixels) pages reflow: nothing scrolls sideways.
+    c.set_window_size(640, 900).await?;
+    for path in [
+        "/console/connections?add=nettbutikk".to_owned(),
+        format!("/console/connections/{id}/configuration"),
+        format!("/console/connections/{id}/credentials"),
+        "/console/events".to_owned(),
+    ] {
+        c.goto(&format!("{}{path}", app.url)).await?;
+        text(c, "h1").await;
+        let fits = c
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(fits, json!(true), "{path} fits 640 CSS pixels");
+    }
+    c.set_window_size(1280, 900).await?;
+
     // Logout ends the session.
     click(c, "header form button[type=submit]").await;
     expect_text(c, "p.notice.ok", "Du er logget ut.").await;

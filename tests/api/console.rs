@@ -500,6 +500,31 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
     assert_eq!(cells.len(), 3, "{totals}");
     assert_eq!(cells[0], cells[1], "debits equal credits");
     assert_eq!(cells[2], "0,00");
+
+    // SAF-T: refused with the reason while the company has no organisation number, then a
+    // download.
+    let saft = "/console/saft?from=2026-01-01&to=2026-12-31";
+    let (status, _, page) = c.get(saft).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("organisasjonsnummer"), "{page}");
+    let (status, _, _) = c.get("/console/saft?from=2026-12-31&to=2026-01-01").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    sqlx::query("update companies set org_number = '999999999' where is_default")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, headers, xml) = c.get(saft).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"SAF-T_2026-01-01_2026-12-31.xml\""
+    );
+    assert!(
+        xml.starts_with("<?xml")
+            && xml.contains("<AuditFile xmlns=\"urn:StandardAuditFile-Taxation-Financial:NO\">"),
+        "{}",
+        &xml[..200.min(xml.len())]
+    );
     app.assert_ledger_invariants().await;
     app.cleanup().await;
 }
