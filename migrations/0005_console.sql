@@ -29,8 +29,11 @@ create table console_sessions (
     csrf_token    text not null,
     created_at    timestamptz not null default now(),
     last_seen_at  timestamptz not null default now(),
-    -- Absolute end; an idle session also ends (see `console::session`).
+    -- Absolute end (SHOPBRIDGE_SESSION_TTL after login).
     expires_at    timestamptz not null
 );
 create index console_sessions_user on console_sessions (user_id);
 create index console_sessions_expiry on console_sessions (expires_at);
+
+-- The console lists each connection with the time of its last event.
+create index events_connection_received on events (connection_id, received_at desc);

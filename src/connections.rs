@@ -241,15 +241,26 @@ pub async fn replace_secret(
 /// Enables or disables a connection; a disabled one answers 403 and queues nothing.
 ///
 /// # Errors
-/// [`ConnectionError::NotFound`], or a database error.
+/// [`ConnectionError::NotFound`], [`ConnectionError::Invalid`] for a draft, or a database
+/// error.
 pub async fn set_enabled(db: &PgPool, id: Uuid, enabled: bool) -> Result<(), ConnectionError> {
     let status = if enabled { "active" } else { "disabled" };
-    let mut conn = db.acquire().await?;
-    if q::set_status(&mut conn, id, status).await? {
-        Ok(())
-    } else {
-        Err(ConnectionError::NotFound(id))
+    let mut tx = db.begin().await?;
+    let current = q::get(&mut tx, id)
+        .await?
+        .ok_or(ConnectionError::NotFound(id))?;
+    if current.status == "draft" {
+        // Enabling would post with settings nobody chose; disabling would let a later enable
+        // do the same.
+        return Err(invalid(
+            "status",
+            "the connection is a draft: save its configuration (process_orders_from and \
+             prepaid_account) to activate it",
+        ));
     }
+    q::set_status(&mut tx, id, status).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Loads a connection's channel, status and verifying keys; `None` when it does not exist.

@@ -1,15 +1,15 @@
 //! Logging in and out, and the language switch.
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
 use maud::html;
 use serde::Deserialize;
 
 use super::i18n::{LANG_COOKIE, Lang, cookie};
 use super::layout::{Notice, bare, notice};
-use super::{Ctx, PageError, SESSION_COOKIE, local_path, secure_cookies, set_cookie, users};
+use super::{Ctx, Form, PageError, SESSION_COOKIE, local_path, secure_cookies, set_cookie, users};
 use crate::http::AppState;
 
 /// The cookie that carries the login form's CSRF token (double-submit: there is no session
@@ -108,7 +108,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let expected = cookie(&headers, LOGIN_COOKIE).ok_or(PageError::Csrf)?;
-    if !super::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+    if expected.is_empty() || !super::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         return Err(PageError::Csrf);
     }
     let next = form

@@ -62,18 +62,20 @@ impl PeriodQuery {
     }
 }
 
-fn period_form(t: &Texts, action: &str, q: &PeriodQuery, button: &str) -> Markup {
+/// A period's from/to form; `prefix` keeps ids unique when a page has two.
+fn period_form(t: &Texts, prefix: &str, action: &str, q: &PeriodQuery, button: &str) -> Markup {
+    let (from, to) = (format!("{prefix}-from"), format!("{prefix}-to"));
     html! {
         form.filters method="get" action=(action) {
             fieldset {
                 legend { (t.filter) }
                 div.field {
-                    label for="f-from" { (t.from_date) }
-                    input #f-from type="date" name="from" value=(q.from);
+                    label for=(from) { (t.from_date) }
+                    input #(from) type="date" name="from" value=(q.from);
                 }
                 div.field {
-                    label for="f-to" { (t.to_date) }
-                    input #f-to type="date" name="to" value=(q.to);
+                    label for=(to) { (t.to_date) }
+                    input #(to) type="date" name="to" value=(q.to);
                 }
                 @if !q.connection.is_empty() {
                     input type="hidden" name="connection" value=(q.connection);
@@ -147,7 +149,7 @@ async fn list(
     };
     let body = html! {
         h1 { (t.vouchers_title) }
-        (period_form(t, "/console/vouchers", &query, t.show))
+        (period_form(t, "f", "/console/vouchers", &query, t.show))
         @if let Err(message) = period { (notice(Notice::Error, message)) }
         @if vouchers.is_empty() {
             p { (t.no_vouchers) }
@@ -217,7 +219,7 @@ fn lines_table(t: &Texts, v: &Voucher, caption: &str) -> Markup {
 
 /// A voucher's lines as a table with a link to it, for an event's page.
 pub fn voucher_table(t: &Texts, v: &Voucher) -> Markup {
-    let caption = format!("{} · {}", v.number(), v.head.description);
+    let caption = format!("{}{}{}", v.number(), t.separator, v.head.description);
     html! {
         p { a href={ "/console/vouchers/" (v.head.id) } { (v.number()) } }
         (lines_table(t, v, &caption))
@@ -281,7 +283,7 @@ async fn trial_balance(
         .fold((0i64, 0i64), |(d, c), r| (d + r.debit, c + r.credit));
     let body = html! {
         h1 { (t.trial_balance_title) }
-        (period_form(t, "/console/trial-balance", &query, t.show))
+        (period_form(t, "f", "/console/trial-balance", &query, t.show))
         @if let Err(message) = period { (notice(Notice::Error, message)) }
         @if rows.is_empty() {
             p { (t.no_vouchers) }
@@ -313,7 +315,7 @@ async fn trial_balance(
         }
         h2 #saft { (t.saft_title) }
         p.hint { (t.saft_hint) }
-        (period_form(t, "/console/saft", &query, t.saft_download))
+        (period_form(t, "saft", "/console/saft", &query, t.saft_download))
     };
     Ok(page(&ctx, Nav::TrialBalance, t.trial_balance_title, body))
 }
@@ -330,12 +332,12 @@ async fn saft(
         let body = html! {
             h1 { (t.saft_title) }
             (notice(Notice::Error, &message))
-            (period_form(t, "/console/saft", &query, t.saft_download))
+            (period_form(t, "saft", "/console/saft", &query, t.saft_download))
             p { a href="/console/trial-balance" { (t.trial_balance_title) } }
         };
         (status, page(&ctx, Nav::TrialBalance, t.saft_title, body)).into_response()
     };
-    let (Ok((Some(from), Some(to))), true) = (query.period(t), true) else {
+    let Ok((Some(from), Some(to))) = query.period(t) else {
         return Ok(problem(StatusCode::BAD_REQUEST, t.period_required.into()));
     };
     if to < from {

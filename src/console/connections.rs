@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Router};
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::i18n::{Texts, fill};
 use super::layout::{Nav, Notice, badge, copyable, csrf, notice, page};
-use super::{Ctx, PageError};
+use super::{Ctx, Form, PageError};
 use crate::channel::Channel;
 use crate::connections::{self, webhook_url};
 use crate::db::books::{self as books_db, AccountRow, Dimension, DimensionRow};
@@ -290,7 +290,7 @@ fn connection_head(ctx: &Ctx, c: &ConnectionRow, tab: Tab) -> Markup {
         div.page-head {
             div {
                 h1 { (c.name) }
-                p.meta { (t.channel(&c.channel)) " · " (status_badge(t, &c.status)) }
+                p.meta { (t.channel(&c.channel)) (t.separator) (status_badge(t, &c.status)) }
             }
             @if c.status != "draft" {
                 form method="post" action={ "/console/connections/" (c.id) "/status" } {
@@ -417,7 +417,7 @@ fn configuration_page(
                     err("prepaid_account")))
             }
             fieldset {
-                legend { (t.additional_settings) " (" (t.optional) ")" }
+                legend { (t.additional_settings) " " (t.optional) }
                 (select_field("location", t.location, None, &form.location, Some(t.none_option), t.none_option,
                     &dimension_options(&choices.locations), err("location")))
                 (select_field("department", t.department, None, &form.department, Some(t.none_option), t.none_option,

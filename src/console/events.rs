@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Extension, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::books::{voucher_table, with_lines};
 use super::i18n::{Texts, fill};
 use super::layout::{Nav, badge, csrf, page};
-use super::{Ctx, PageError};
+use super::{Ctx, Form, PageError};
 use crate::db::admin as q;
 use crate::db::connections as conns;
 use crate::http::AppState;
@@ -50,6 +50,13 @@ pub struct EventQuery {
     topic: String,
     #[serde(default)]
     reason: String,
+    /// Set by the list for its "replay the N shown": the newest event shown, so that events
+    /// received after the page was drawn are not replayed with them.
+    #[serde(default)]
+    until: String,
+    /// How many the list showed.
+    #[serde(default)]
+    limit: String,
 }
 
 fn given(s: &str) -> Option<String> {
@@ -69,9 +76,36 @@ impl EventQuery {
             connection: self.connection()?,
             status: given(&self.status),
             topic: given(&self.topic),
-            limit: Some(PAGE),
+            until: self.until()?,
+            limit: Some(self.limit()?),
             ..EventFilter::default()
         })
+    }
+
+    fn until(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, PageError> {
+        given(&self.until)
+            .map(|u| {
+                chrono::DateTime::parse_from_rfc3339(&u)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| PageError::BadRequest)
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<i64, PageError> {
+        Ok(given(&self.limit)
+            .map(|l| l.parse::<i64>().map_err(|_| PageError::BadRequest))
+            .transpose()?
+            .map_or(PAGE, |l| l.clamp(1, PAGE)))
+    }
+
+    /// The replay of "the N shown" must say which N: a form that lost its `limit` and `until`
+    /// would replay whatever matches now.
+    fn require_shown(&self) -> Result<(), PageError> {
+        if given(&self.limit).is_none() || given(&self.until).is_none() {
+            return Err(PageError::BadRequest);
+        }
+        Ok(())
     }
 
     fn dead(&self) -> Result<DeadFilter, PageError> {
@@ -79,7 +113,8 @@ impl EventQuery {
             connection: self.connection()?,
             topic: given(&self.topic),
             reason: given(&self.reason),
-            limit: Some(u32::try_from(PAGE).unwrap_or(100)),
+            until: self.until()?,
+            limit: Some(u32::try_from(self.limit()?).unwrap_or(100)),
             ..DeadFilter::default()
         })
     }
@@ -90,6 +125,17 @@ impl EventQuery {
             input type="hidden" name="status" value=(self.status);
             input type="hidden" name="topic" value=(self.topic);
             input type="hidden" name="reason" value=(self.reason);
+        }
+    }
+
+    /// The hidden fields that replay exactly the events of a list: its filter, no newer event
+    /// than its first row, and no more than it showed.
+    fn hidden_shown(&self, newest: chrono::DateTime<chrono::Utc>, count: usize) -> Markup {
+        html! {
+            (self.hidden())
+            input type="hidden" name="until"
+                value=(newest.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+            input type="hidden" name="limit" value=(count);
         }
     }
 }
@@ -200,7 +246,7 @@ async fn list(
             } }
             form method="post" action="/console/events/replay" {
                 (csrf(&ctx))
-                (query.hidden())
+                (query.hidden_shown(rows[0].received_at, rows.len()))
                 p.hint #replay-hint { (t.replay_hint) }
                 button.secondary type="submit" aria-describedby="replay-hint" {
                     (fill(t.replay_shown, &[&count]))
@@ -306,7 +352,10 @@ fn report_page(
                             td { (name_of(names, e.connection_id)) }
                             td { code { (e.topic.as_deref().unwrap_or("")) } }
                             td { (badge(result_class(e.result), t.replay_result(e.result))) }
-                            td { (e.detail.as_deref().or(e.reason_before.as_deref()).unwrap_or("")) }
+                            // A failure's reason is the worker's; other results say it all.
+                            td { @if e.result == crate::ops::ReplayResult::Failed {
+                                (e.detail.as_deref().or(e.reason_before.as_deref()).unwrap_or(""))
+                            } }
                             td { (e.vouchers.join(", ")) }
                         }
                     }
@@ -354,6 +403,7 @@ async fn replay_filtered(
     Extension(ctx): Extension<Ctx>,
     Form(query): Form<EventQuery>,
 ) -> Result<Markup, PageError> {
+    query.require_shown()?;
     let filter = query.events()?;
     tracing::info!(user = %ctx.session.user_id, ?filter, "replay of stored events from the console");
     let report = run_stored(&app, &filter).await?;
@@ -389,6 +439,12 @@ async fn dead_letters(
     let list = dlq::list(&app.broker, &filter).await?;
     let names = connection_names(&app).await?;
     let count = list.messages.len().to_string();
+    let newest = list
+        .messages
+        .iter()
+        .filter_map(|d| d.dead_lettered_at.or(d.received_at))
+        .max()
+        .unwrap_or_else(chrono::Utc::now);
     let body = html! {
         h1 { (t.dead_title) }
         p { (t.dead_intro) " " (fill(t.dead_in_queue, &[&list.in_queue.to_string()])) }
@@ -431,7 +487,7 @@ async fn dead_letters(
             } }
             form method="post" action="/console/dead-letters/replay" {
                 (csrf(&ctx))
-                (query.hidden())
+                (query.hidden_shown(newest, list.messages.len()))
                 button.secondary type="submit" { (fill(t.replay_shown, &[&count])) }
             }
         }
@@ -456,6 +512,9 @@ async fn replay_dead(
 ) -> Result<Markup, PageError> {
     let mut filter = form.query.dead()?;
     filter.event = given(&form.event);
+    if filter.event.is_none() {
+        form.query.require_shown()?;
+    }
     tracing::info!(user = %ctx.session.user_id, ?filter, "dead-letter replay from the console");
     let report = dlq::replay(
         &app.broker,

@@ -233,6 +233,7 @@ pub struct Texts {
     pub thousands_separator: &'static str,
     pub unknown: &'static str,
     pub product: &'static str,
+    pub separator: &'static str,
     pub skip_to_content: &'static str,
     pub main_menu: &'static str,
     pub nav_connections: &'static str,

@@ -26,7 +26,7 @@ fn head(lang: Lang, title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " · " (t.product) }
+            title { (title) (t.separator) (t.product) }
             link rel="stylesheet" href="/console/assets/console.css";
             script src="/console/assets/console.js" defer {}
         }
@@ -167,6 +167,7 @@ pub fn copyable(t: &Texts, id: &str, label: &str, value: &str, hint: Option<&str
                 input #(id) type="text" readonly value=(value) spellcheck="false"
                     aria-describedby=[hint.map(|_| hint_id.as_str())];
                 button.secondary type="button" data-copy=(id) data-copied=(t.copied) { (t.copy) }
+                span.visually-hidden role="status" {}
             }
             @if let Some(h) = hint { p.hint #(hint_id) { (h) } }
         }

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -81,6 +81,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/lang/{tag}", get(auth::switch_language))
         .route("/console/assets/{file}", get(asset))
         .merge(signed_in)
+        // The app turns axum's body limit off for webhooks (they have their own); console
+        // forms are small, and the login form is open to anyone.
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(middleware::from_fn(render_errors))
         .layer(middleware::from_fn(security_headers))
 }
@@ -96,7 +99,7 @@ async fn require_session(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let session = match cookie(request.headers(), SESSION_COOKIE) {
+    let session = match cookie(request.headers(), SESSION_COOKIE).filter(|t| !t.is_empty()) {
         Some(token) => match users::find_session(&app.db, &token).await {
             Ok(s) => s,
             Err(e) => return PageError::from(e).into_response(),
@@ -111,6 +114,19 @@ async fn require_session(
         };
         let to = format!("/console/login?next={}", urlencode(&back));
         return Redirect::to(&to).into_response();
+    };
+    // After a form, the language switch goes back to the page the form was on (the POST's own
+    // path may not answer a GET).
+    let here = if request.method() == Method::GET {
+        here
+    } else {
+        request
+            .headers()
+            .get(header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| r.find("/console").map(|at| r[at..].to_owned()))
+            .filter(|p| local_path(p).is_some())
+            .unwrap_or_else(|| "/console".to_owned())
     };
     let lang = Lang::negotiate(request.headers());
     request.extensions_mut().insert(Ctx {
@@ -158,6 +174,18 @@ fn form_token_matches(form: &[u8], expected: &str) -> bool {
 /// right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A form whose rejections are console error pages, not axum's plain text.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Form), rejection(PageError))]
+pub struct Form<T>(pub T);
+
+impl From<axum::extract::rejection::FormRejection> for PageError {
+    fn from(e: axum::extract::rejection::FormRejection) -> Self {
+        tracing::debug!(error = %e, "console form rejected");
+        PageError::BadRequest
+    }
 }
 
 /// Percent-encodes a string for a query value.

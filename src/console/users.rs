@@ -83,7 +83,16 @@ fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
+/// Hashes running at once. Each takes 19 MiB and a core for tens of milliseconds: a flood of
+/// logins waits here (within the request timeout) instead of taking the machine's memory and
+/// the webhook intake's CPU.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 async fn hash(password: &str) -> Result<String, UserError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| UserError::Hash(e.to_string()))?;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -98,6 +107,9 @@ async fn hash(password: &str) -> Result<String, UserError> {
 
 /// True when `password` matches the PHC string `hash`; false for a malformed hash.
 async fn verify(password: &str, hash: String) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).is_ok_and(|parsed| {

@@ -320,9 +320,9 @@ pub struct SettingsUpdate {
     pub location: Option<Option<String>>,
 }
 
-/// Applies `u` to a connection, which activates it if it was a draft (saving its settings is
-/// what an operator does to activate a connection added in the console); false when there is
-/// none with this id.
+/// Applies `u` to a connection; false when there is none with this id. A draft (a connection
+/// added in the console) becomes active when `u` sets both invoicing settings, the cut-off
+/// date and the prepaid account: saving its configuration is what activates it.
 ///
 /// # Errors
 /// A database error.
@@ -337,7 +337,8 @@ pub async fn update_settings(
              prepaid_account = coalesce($4, prepaid_account), \
              department = case when $5 then $6 else department end, \
              location = case when $7 then $8 else location end, updated_at = now(), \
-             status = case when status = 'draft' then 'active' else status end where id = $1",
+             status = case when status = 'draft' and $3 is not null and $4 is not null \
+                           then 'active' else status end where id = $1",
     )
     .bind(id)
     .bind(&u.name)

@@ -139,12 +139,14 @@ pub async fn list(db: &mut PgConnection) -> sqlx::Result<Vec<ConnectionRow>> {
     .await
 }
 
-/// Sets `status`; false when there is no such connection.
+/// Sets `status` of a connection that is not a draft; false when there is no such connection.
 ///
 /// # Errors
 /// A database error.
 pub async fn set_status(db: &mut PgConnection, id: Uuid, status: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query("update connections set status = $2, updated_at = now() where id = $1")
+    let done = sqlx::query(
+        "update connections set status = $2, updated_at = now() where id = $1 and status <> 'draft'",
+    )
         .bind(id)
         .bind(status)
         .execute(db)

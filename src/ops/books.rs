@@ -443,8 +443,8 @@ pub async fn check_settings(db: &PgPool, s: &SettingsIn) -> Result<(), BooksErro
     settings_update(&mut c, company, s).await.map(|_| ())
 }
 
-/// Changes a connection's settings after checking each against the books, and activates it
-/// if it was a draft.
+/// Changes a connection's settings after checking each against the books; a draft whose
+/// cut-off date and prepaid account are both given becomes active.
 ///
 /// # Errors
 /// [`BooksError::Invalid`] naming the field, [`BooksError::NotFound`], or a database error.

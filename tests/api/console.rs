@@ -153,6 +153,13 @@ async fn signed_in(app: &TestApp) -> Console {
     c
 }
 
+async fn voucher_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from vouchers")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
 async fn connection_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("select count(*) from connections")
         .fetch_one(&app.db)
@@ -238,6 +245,25 @@ async fn login_opens_a_strict_http_only_session_and_logout_ends_it() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // `next` only ever leads back into the console.
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/console//evil.example",
+    ] {
+        let (_, _, page) = c
+            .get(&format!(
+                "/console/login?next={}",
+                shopbridge::console::urlencode(next)
+            ))
+            .await;
+        assert_eq!(
+            input_value(&page, "name=\"next\"").unwrap(),
+            "/console",
+            "{next}"
+        );
+    }
 
     // Emails are matched without regard to case.
     let (status, headers, _) = c.login("Kari@Example.NO", PASSWORD).await;
@@ -414,6 +440,31 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
         "{problem}"
     );
 
+    // Only saving both invoicing settings activates it: not a rename, not a switch.
+    let rename = shopbridge::ops::books::SettingsIn {
+        name: Some("Min nettbutikk".into()),
+        ..Default::default()
+    };
+    shopbridge::ops::books::update_connection(&app.db, id, &rename)
+        .await
+        .unwrap();
+    assert!(matches!(
+        shopbridge::connections::set_enabled(&app.db, id, true).await,
+        Err(shopbridge::connections::ConnectionError::Invalid {
+            field: "status",
+            ..
+        })
+    ));
+    assert!(
+        shopbridge::connections::set_enabled(&app.db, id, false)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        post("evt_console_draft").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
     // "Lagre" with mistakes: each error next to its field; still a draft.
     let config = format!("/console/connections/{id}/configuration");
     let (status, _, page) = c
@@ -479,6 +530,38 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
     assert!(list.contains("Min nettbutikk") && list.contains("Aktiv"));
     let (_, _, events) = c.get(&format!("/console/events?connection={id}")).await;
     assert!(events.contains("evt_console_draft") && events.contains("Behandlet"));
+
+    // "Spill av de 1 viste": the shown event again, which posts nothing twice.
+    let vouchers_before = voucher_count(&app).await;
+    let until = input_value(&events, "name=\"until\"").expect("the list's newest time");
+    let limit = input_value(&events, "name=\"limit\"").unwrap();
+    assert_eq!(limit, "1");
+    let id_text = id.to_string();
+    let (status, _, report) = c
+        .post(
+            "/console/events/replay",
+            &[
+                ("csrf", &csrf),
+                ("connection", &id_text),
+                ("status", ""),
+                ("topic", ""),
+                ("reason", ""),
+                ("until", &until),
+                ("limit", &limit),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(report.contains("Resultat av avspillingen") && report.contains("evt_console_draft"));
+    assert!(report.contains("Allerede postert"), "{report}");
+    assert_eq!(voucher_count(&app).await, vouchers_before);
+    // A replay form that does not say which events it showed replays nothing.
+    for path in ["/console/events/replay", "/console/dead-letters/replay"] {
+        let (status, _, _) = c
+            .post(path, &[("csrf", &csrf), ("connection", &id_text)])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
     let event_id: Uuid = sqlx::query_scalar("select id from events where source_event_id = $1")
         .bind("evt_console_draft")
         .fetch_one(&app.db)

@@ -6,10 +6,15 @@ document.addEventListener("click", (event) => {
   if (!button) return;
   const field = document.getElementById(button.dataset.copy);
   if (!field) return;
+  const status = button.nextElementSibling;
   const done = () => {
     const label = button.textContent;
     button.textContent = button.dataset.copied;
-    setTimeout(() => { button.textContent = label; }, 2000);
+    if (status) status.textContent = button.dataset.copied; // announced by screen readers
+    setTimeout(() => {
+      button.textContent = label;
+      if (status) status.textContent = "";
+    }, 2000);
   };
   field.select();
   if (navigator.clipboard && window.isSecureContext) {

@@ -149,8 +149,9 @@ pub async fn show(State(app): State<AppState>, Path(id): Path<Uuid>) -> ApiResul
     load(&app, id).await
 }
 
-/// Changes a connection's settings; absent fields stay as they are. Saving the settings of a
-/// draft connection (one added in the console) activates it.
+/// Changes a connection's settings; absent fields stay as they are. A draft connection (one
+/// added in the console) becomes active when both `process_orders_from` and `prepaid_account`
+/// are given.
 #[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections",
     params(("id" = Uuid, Path, description = "Connection id")), request_body = SettingsIn,
     responses((status = 200, body = ConnectionOut)))]
