@@ -21,6 +21,9 @@ use crate::db::vouchers::LineRow;
 use crate::http::AppState;
 use crate::saft::SaftError;
 
+/// Vouchers a list shows at most.
+const VOUCHER_PAGE: i64 = 200;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/vouchers", get(list))
@@ -139,7 +142,7 @@ async fn list(
                 from,
                 to,
                 connection: query.connection.trim().parse().ok(),
-                limit: Some(200),
+                limit: Some(VOUCHER_PAGE),
                 ..VoucherFilter::default()
             };
             let heads = q::list_vouchers(&mut *app.db.acquire().await?, &filter).await?;
@@ -154,6 +157,9 @@ async fn list(
         @if vouchers.is_empty() {
             p { (t.no_vouchers) }
         } @else {
+            @if i64::try_from(vouchers.len()).unwrap_or(i64::MAX) >= VOUCHER_PAGE {
+                p.hint role="status" { (fill(t.list_capped, &[&vouchers.len().to_string()])) }
+            }
             div.table-wrap { table {
                 thead { tr {
                     th scope="col" { (t.col_number) }

@@ -222,6 +222,9 @@ async fn list(
         @if rows.is_empty() {
             p { (t.no_events) }
         } @else {
+            @if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= PAGE {
+                p.hint role="status" { (fill(t.list_capped, &[&count])) }
+            }
             div.table-wrap { table {
                 thead { tr {
                     th scope="col" { (t.col_received) }

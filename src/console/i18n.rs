@@ -342,6 +342,7 @@ pub struct Texts {
     pub event_failed: &'static str,
     pub event_processing: &'static str,
     pub no_events: &'static str,
+    pub list_capped: &'static str,
     pub replay: &'static str,
     pub replay_shown: &'static str,
     pub replay_hint: &'static str,
@@ -473,6 +474,7 @@ mod tests {
             t.dead_in_queue,
             t.voucher_title,
             t.error_internal,
+            t.list_capped,
         ]
         .iter()
         .map(|s| s.matches("{}").count())

@@ -117,6 +117,7 @@ pub const EN: Texts = Texts {
     event_ignored: "Ignored",
     event_failed: "Failed",
     event_processing: "Processing",
+    list_capped: "Showing the first {}. Narrow the filter to see the rest.",
     no_events: "No events match the filter.",
     replay: "Replay",
     replay_shown: "Replay the {} shown",

@@ -117,6 +117,7 @@ pub const NB: Texts = Texts {
     event_ignored: "Ignorert",
     event_failed: "Feilet",
     event_processing: "Under behandling",
+    list_capped: "Viser de {} første. Snevre inn filteret for å se resten.",
     no_events: "Ingen hendelser passer filteret.",
     replay: "Spill av",
     replay_shown: "Spill av de {} viste",
