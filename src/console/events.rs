@@ -386,7 +386,12 @@ fn result_class(r: crate::ops::ReplayResult) -> &'static str {
     }
 }
 
-async fn run_stored(app: &AppState, filter: &EventFilter) -> Result<ReplayReport, PageError> {
+/// Replays the stored events of `filter` and shows what became of them.
+async fn replay_stored(
+    app: &AppState,
+    ctx: &Ctx,
+    filter: &EventFilter,
+) -> Result<Markup, PageError> {
     let report = stored::replay(
         &app.db,
         &app.broker,
@@ -397,7 +402,8 @@ async fn run_stored(app: &AppState, filter: &EventFilter) -> Result<ReplayReport
     )
     .await?;
     app.metrics.replayed(&report);
-    Ok(report)
+    let names = connection_names(app).await?;
+    Ok(report_page(ctx, Nav::Events, &report, &names))
 }
 
 /// POST /console/events/replay: the events the list showed.
@@ -409,9 +415,7 @@ async fn replay_filtered(
     query.require_shown()?;
     let filter = query.events()?;
     tracing::info!(user = %ctx.session.user_id, ?filter, "replay of stored events from the console");
-    let report = run_stored(&app, &filter).await?;
-    let names = connection_names(&app).await?;
-    Ok(report_page(&ctx, Nav::Events, &report, &names))
+    replay_stored(&app, &ctx, &filter).await
 }
 
 /// POST /console/events/{id}/replay
@@ -426,9 +430,7 @@ async fn replay_one(
         ..EventFilter::default()
     };
     tracing::info!(user = %ctx.session.user_id, event = %id, "replay of one event from the console");
-    let report = run_stored(&app, &filter).await?;
-    let names = connection_names(&app).await?;
-    Ok(report_page(&ctx, Nav::Events, &report, &names))
+    replay_stored(&app, &ctx, &filter).await
 }
 
 /// GET /console/dead-letters

@@ -178,21 +178,13 @@ pub async fn list(db: &PgPool) -> Result<Vec<User>, UserError> {
 pub async fn set_password(db: &PgPool, email: &str, password: &str) -> Result<(), UserError> {
     check_password(password)?;
     let hash = hash(password).await?;
-    let mut tx = db.begin().await?;
-    let id: Option<Uuid> = sqlx::query_scalar(
+    change_and_end_sessions(
+        db,
+        email,
         "update users set password_hash = $2 where lower(email) = lower($1) returning id",
+        Some(hash),
     )
-    .bind(email.trim())
-    .bind(hash)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let id = id.ok_or_else(|| UserError::NotFound(email.trim().to_owned()))?;
-    sqlx::query("delete from console_sessions where user_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 /// Disables a user (it can no longer log in) and ends its sessions.
@@ -200,14 +192,30 @@ pub async fn set_password(db: &PgPool, email: &str, password: &str) -> Result<()
 /// # Errors
 /// [`UserError::NotFound`], or a database error.
 pub async fn disable(db: &PgPool, email: &str) -> Result<(), UserError> {
-    let mut tx = db.begin().await?;
-    let id: Option<Uuid> = sqlx::query_scalar(
+    change_and_end_sessions(
+        db,
+        email,
         "update users set disabled_at = coalesce(disabled_at, now()) \
-         where lower(email) = lower($1) returning id",
+         where lower(email) = lower($1) and $2::text is null returning id",
+        None,
     )
-    .bind(email.trim())
-    .fetch_optional(&mut *tx)
-    .await?;
+    .await
+}
+
+/// Runs `update` (which takes the email and `value`, and returns the user's id) and ends the
+/// user's sessions, in one transaction.
+async fn change_and_end_sessions(
+    db: &PgPool,
+    email: &str,
+    update: &str,
+    value: Option<String>,
+) -> Result<(), UserError> {
+    let mut tx = db.begin().await?;
+    let id: Option<Uuid> = sqlx::query_scalar(update)
+        .bind(email.trim())
+        .bind(value)
+        .fetch_optional(&mut *tx)
+        .await?;
     let id = id.ok_or_else(|| UserError::NotFound(email.trim().to_owned()))?;
     sqlx::query("delete from console_sessions where user_id = $1")
         .bind(id)

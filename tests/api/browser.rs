@@ -331,7 +331,11 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
     .await;
 
     // A signed event: processed, and its voucher in the console.
-    assert_eq!(post("evt_browser_1", None).await, StatusCode::ACCEPTED);
+    // Once the change notice reaches the receiver's cache (refused probes queue nothing).
+    eventually("the activation reaches the receiver", || async {
+        post("evt_browser_1", None).await == StatusCode::ACCEPTED
+    })
+    .await;
     assert_eq!(app.wait_for_event("evt_browser_1").await.0, "processed");
     click_link(c, "Hendelser").await;
     click(c, "a[href^='/console/events/'] code").await;
