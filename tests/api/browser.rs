@@ -8,11 +8,13 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the
 //! test fails and says so.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -40,6 +42,12 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A browser whose session was not closed (a failed test) outlives its driver: end it
+        // by its profile, which no other browser uses.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self._profile.0.display()))
+            .status();
     }
 }
 
@@ -228,10 +236,14 @@ async fn an_operator_runs_a_connection_from_the_console_in_chromium() {
     with_user(&app).await;
     let driver = start_driver().await;
     let c = browser(&driver).await;
-    let result = journey(&app, &c).await;
+    // Close the browser even when an assertion fails, then report the failure.
+    let result = AssertUnwindSafe(journey(&app, &c)).catch_unwind().await;
     let _ = c.close().await;
     drop(driver);
-    result.unwrap();
+    match result {
+        Ok(r) => r.unwrap(),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     app.assert_ledger_invariants().await;
     app.cleanup().await;
 }
