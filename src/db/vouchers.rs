@@ -165,7 +165,7 @@ async fn resolve_reverses(
         .map(|v| {
             v.voucher
                 .reverses()
-                .and_then(|k| known.get(&(v.company_id, k)).copied())
+                .and_then(|k| known.get(&(v.connection_id, k)).copied())
         })
         .collect())
 }

@@ -329,6 +329,17 @@ impl TestApp {
         .await
         .unwrap();
         assert_eq!(without_lines, 0, "every voucher has lines");
+        let unlinked: i64 = sqlx::query_scalar(
+            "select count(*) from vouchers c where c.kind = 'credit_note' and not exists \
+             (select 1 from vouchers i where i.id = c.reverses and i.kind = 'invoice' and i.connection_id = c.connection_id)",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        assert_eq!(
+            unlinked, 0,
+            "every credit note references the invoice it reverses"
+        );
     }
 
     /// Adds a connection through the same code the CLI uses.
