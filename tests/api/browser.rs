@@ -19,9 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use serde_json::json;
 use shopbridge::channel::Channel;
-use shopbridge::ops::books::{self, RuleIn};
 use shopbridge::signature::Secret;
-use shopbridge::worker::contexts::CONTEXT_TTL;
 use uuid::Uuid;
 
 use crate::console::{EMAIL, PASSWORD, with_user};
@@ -212,24 +210,6 @@ fn order(event_id: &str, vat_rate: Option<&str>) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
-/// A VAT code and rule for 22 %, which the dead-lettered order needs.
-async fn add_vat_22(app: &TestApp) {
-    sqlx::query(
-        "insert into vat_codes (company_id, code, rate_bp, valid_from, output_account, default_for_rate) \
-         select id, 99, 2200, '2000-01-01', 2700, true from companies where is_default",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let rule = RuleIn {
-        vat_code: Some(99),
-        account: 3000,
-        ..RuleIn::default()
-    };
-    books::save_rule(&app.db, None, &rule).await.unwrap();
-    tokio::time::sleep(CONTEXT_TTL + Duration::from_millis(200)).await;
-}
-
 #[tokio::test]
 async fn an_operator_runs_a_connection_from_the_console_in_chromium() {
     let app = TestApp::spawn().await;
@@ -377,7 +357,7 @@ async fn journey(app: &TestApp, c: &Client) -> Result<(), fantoccini::error::Cmd
         "the reason is shown"
     );
     screenshot(c, "dead-letters").await;
-    add_vat_22(app).await;
+    app.add_vat_22().await;
     click(c, "main tbody form button[type=submit]").await;
     expect_text(c, "h1", "Resultat av avspillingen").await;
     assert!(

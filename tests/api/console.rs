@@ -70,15 +70,18 @@ impl Console {
         r
     }
 
-    pub async fn get(&mut self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let resp = self
-            .request(reqwest::Method::GET, path)
-            .send()
-            .await
-            .unwrap();
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let resp = request.send().await.unwrap();
         self.remember(&resp);
         let (status, headers) = (resp.status(), resp.headers().clone());
         (status, headers, resp.text().await.unwrap())
+    }
+
+    pub async fn get(&mut self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        self.send(self.request(reqwest::Method::GET, path)).await
     }
 
     pub async fn post(
@@ -86,15 +89,8 @@ impl Console {
         path: &str,
         form: &[(&str, &str)],
     ) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let resp = self
-            .request(reqwest::Method::POST, path)
-            .form(form)
-            .send()
+        self.send(self.request(reqwest::Method::POST, path).form(form))
             .await
-            .unwrap();
-        self.remember(&resp);
-        let (status, headers) = (resp.status(), resp.headers().clone());
-        (status, headers, resp.text().await.unwrap())
     }
 
     /// Logs in through the form; returns the answer to the POST.

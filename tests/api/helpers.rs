@@ -342,6 +342,29 @@ impl TestApp {
         );
     }
 
+    /// Fixes a 22 % poison's cause: VAT code 99 at 22 % (a rate no code has at first) and a rule
+    /// placing it on 3000. Then waits until the worker's cached books have expired, as
+    /// operators are told to (docs/operations.md).
+    pub async fn add_vat_22(&self) {
+        sqlx::query(
+            "insert into vat_codes (company_id, code, rate_bp, valid_from, output_account, default_for_rate) \
+             select id, 99, 2200, '2000-01-01', 2700, true from companies where is_default",
+        )
+        .execute(&self.db)
+        .await
+        .unwrap();
+        let rule = shopbridge::ops::books::RuleIn {
+            vat_code: Some(99),
+            account: 3000,
+            ..shopbridge::ops::books::RuleIn::default()
+        };
+        shopbridge::ops::books::save_rule(&self.db, None, &rule)
+            .await
+            .expect("rule saved");
+        tokio::time::sleep(shopbridge::worker::contexts::CONTEXT_TTL + Duration::from_millis(200))
+            .await;
+    }
+
     /// Adds a connection through the same code the CLI uses.
     pub async fn add_connection(&self, channel: Channel) -> Added {
         self.add_connection_from(channel, None).await

@@ -66,32 +66,6 @@ async fn dlq_depth(app: &TestApp) -> u32 {
     broker(app).depths().await.expect("queues exist").1
 }
 
-/// Fixes the poison's cause: a VAT code for 22 % and a rule placing it. Then waits until the
-/// worker's cached books have expired, as operators are told to (docs/operations.md).
-async fn add_vat_22(app: &TestApp) {
-    let company: uuid::Uuid = sqlx::query_scalar("select id from companies where is_default")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    sqlx::query(
-        "insert into vat_codes (company_id, code, rate_bp, valid_from, output_account, default_for_rate) \
-         values ($1, 99, 2200, '2000-01-01', 2700, true)",
-    )
-    .bind(company)
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let rule = RuleIn {
-        vat_code: Some(99),
-        account: 3000,
-        ..RuleIn::default()
-    };
-    books::save_rule(&app.db, None, &rule)
-        .await
-        .expect("rule saved");
-    tokio::time::sleep(CONTEXT_TTL + Duration::from_millis(200)).await;
-}
-
 async fn post_poison(app: &TestApp, conn: &shopbridge::connections::Added, body: &[u8], id: &str) {
     assert_eq!(
         app.post_native(conn, body).await.status(),
@@ -151,7 +125,7 @@ async fn a_poison_event_fixed_and_replayed_from_the_dlq_is_posted_exactly_once()
     );
     assert_eq!(dlq_depth(&app).await, 1);
 
-    add_vat_22(&app).await;
+    app.add_vat_22().await;
     let filter = DeadFilter {
         reason: Some("22 %".into()),
         ..DeadFilter::default()
@@ -335,7 +309,7 @@ async fn a_dlq_replay_that_dies_between_republish_and_ack_loses_nothing_and_post
         dlq_depth(&app).await == 1
     })
     .await;
-    add_vat_22(&app).await;
+    app.add_vat_22().await;
 
     // The replay's first step, then the process dies before its ack.
     let session = broker(&app).open().await.unwrap();
