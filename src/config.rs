@@ -126,6 +126,12 @@ pub struct WorkerSettings {
     /// Tries of an event that keeps failing transiently before it is dead-lettered.
     #[arg(long, env = "SHOPBRIDGE_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
+    /// How long one batch's database transaction may take. A database that stops answering
+    /// (a network stall, not a refused connection) would otherwise hold the batch's deliveries
+    /// unacked for as long as it stalls; past this time the worker drops the connection and
+    /// sends the batch's events to their retry delay.
+    #[arg(long, env = "SHOPBRIDGE_BATCH_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub batch_timeout: Duration,
 }
 
 /// How logs are written.

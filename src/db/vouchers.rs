@@ -63,21 +63,41 @@ pub fn role_name(role: LineRole) -> String {
     }
 }
 
-/// Inserts `vouchers` (in order) and their lines, giving each the next number of its series.
-/// Counters are advanced in a fixed order, and as late as possible in the transaction, so that
-/// concurrent posting transactions hold them briefly and never deadlock on them.
+/// Inserts `vouchers` (in order) and their lines, checks that each balances, and then gives
+/// each the next number of its series. Call it last in the posting transaction, right before
+/// the commit.
+///
+/// The counter row of a series is locked from the moment it is advanced until the commit, so
+/// concurrent posting transactions of one company pass that stretch one at a time. Everything
+/// else is therefore done before it: the vouchers go in without a number, with their lines, and
+/// the deferred balance check is run at once (`SET CONSTRAINTS … IMMEDIATE`). What is left
+/// behind the counters is advancing them, in a fixed order (so transactions never deadlock on
+/// them), one UPDATE that numbers the vouchers, and the commit. Migration 0006 lets exactly that
+/// update through the vouchers' immutability trigger.
 ///
 /// # Errors
-/// A database error, e.g. an idempotency key already posted or a line on an unknown account.
+/// A database error, e.g. an idempotency key already posted, a line on an unknown account or a
+/// voucher that does not balance.
 pub async fn insert(db: &mut PgConnection, vouchers: &[ToInsert<'_>]) -> sqlx::Result<Vec<Uuid>> {
     if vouchers.is_empty() {
         return Ok(Vec::new());
     }
-    let numbers = allocate_numbers(db, vouchers).await?;
     let ids: Vec<Uuid> = vouchers.iter().map(|_| Uuid::now_v7()).collect();
     let reverses = resolve_reverses(db, vouchers, &ids).await?;
-    insert_heads(db, vouchers, &ids, &numbers, &reverses).await?;
+    insert_heads(db, vouchers, &ids, &reverses).await?;
     insert_lines(db, vouchers, &ids).await?;
+    sqlx::query("set constraints vouchers_balanced immediate")
+        .execute(&mut *db)
+        .await?;
+    let numbers = allocate_numbers(db, vouchers).await?;
+    sqlx::query(
+        "update vouchers v set number = u.n from unnest($1::uuid[], $2::int[]) as u(id, n) \
+         where v.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&numbers)
+    .execute(db)
+    .await?;
     Ok(ids)
 }
 
@@ -174,7 +194,6 @@ async fn insert_heads(
     db: &mut PgConnection,
     vouchers: &[ToInsert<'_>],
     ids: &[Uuid],
-    numbers: &[i32],
     reverses: &[Option<Uuid>],
 ) -> sqlx::Result<()> {
     let company: Vec<Uuid> = vouchers.iter().map(|v| v.company_id).collect();
@@ -191,16 +210,15 @@ async fn insert_heads(
     let order: Vec<&str> = vouchers.iter().map(|v| v.voucher.order_id()).collect();
     let source: Vec<Uuid> = vouchers.iter().map(|v| v.source_event).collect();
     sqlx::query(
-        "insert into vouchers (id, company_id, series, year, number, voucher_date, kind, description, \
+        "insert into vouchers (id, company_id, series, year, voucher_date, kind, description, \
              idempotency_key, connection_id, order_id, source_event, reverses) \
-         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::date[], $7::text[], \
-             $8::text[], $9::text[], $10::uuid[], $11::text[], $12::uuid[], $13::uuid[])",
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::date[], $6::text[], \
+             $7::text[], $8::text[], $9::uuid[], $10::text[], $11::uuid[], $12::uuid[])",
     )
     .bind(ids)
     .bind(&company)
     .bind(&series_)
     .bind(&year)
-    .bind(numbers)
     .bind(&date)
     .bind(&kind)
     .bind(&description)

@@ -43,16 +43,45 @@ struct Work<'a> {
     events: Vec<Event>,
 }
 
+/// The batch's transaction took longer than `SHOPBRIDGE_BATCH_TIMEOUT`: the database stopped
+/// answering. Nothing was committed, unless the commit itself went through and only its answer
+/// was lost; the inbox makes the retry of such an event a harmless duplicate.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {0:?}; the batch was abandoned")]
+pub struct TimedOut(pub std::time::Duration);
+
 /// Posts a batch in one transaction and returns each delivery's outcome, in order.
 ///
 /// Locks are taken in one global order — inbox rows, then orders, then customers, then voucher
 /// counters, each sorted by key — so concurrent batches wait for each other but never deadlock.
 ///
+/// The transaction is bounded by the worker's batch timeout. Past it, the connection is taken
+/// out of the pool and closed rather than returned: a connection dropped mid-query cannot be
+/// reused, and the pool's own check of a returned connection would wait on the stalled
+/// database without a limit. PostgreSQL ends the abandoned session, and releases its locks,
+/// when it sees the socket close (or through `idle_in_transaction_session_timeout`, set in
+/// [`crate::db::connect`], when it never does).
+///
 /// # Errors
-/// A database error: nothing was committed, and the caller retries.
+/// A database error or [`TimedOut`]: nothing was committed, and the caller retries.
 pub async fn process(deps: &Deps, batch: &[Incoming]) -> Result<Vec<Outcome>, anyhow::Error> {
+    let mut conn = deps.db.acquire().await?;
+    let limit = deps.settings.batch_timeout;
+    if let Ok(result) = tokio::time::timeout(limit, transaction(deps, &mut conn, batch)).await {
+        result
+    } else {
+        drop(conn.detach());
+        Err(TimedOut(limit).into())
+    }
+}
+
+async fn transaction(
+    deps: &Deps,
+    conn: &mut PgConnection,
+    batch: &[Incoming],
+) -> Result<Vec<Outcome>, anyhow::Error> {
     let t0 = std::time::Instant::now();
-    let mut tx = deps.db.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     let arrivals = arrive(&mut tx, batch, &mut outcomes).await?;
     let t_arrive = t0.elapsed();

@@ -157,6 +157,16 @@ pub async fn handle(deps: &Deps, publisher: &Channel, batch: Vec<Incoming>) {
 pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
     match batch::process(deps, batch).await {
         Ok(outcomes) => return outcomes,
+        Err(e) if is_unavailable(&e) => {
+            // Posting the events one by one would only meet the same outage once per event
+            // (each waiting for the pool's acquire timeout): every event goes to its retry delay.
+            let reason = format!("{e:#}");
+            tracing::warn!(error = %reason, size = batch.len(), "Database unavailable; the batch will be retried.");
+            return batch
+                .iter()
+                .map(|_| Outcome::Retry(reason.clone()))
+                .collect();
+        }
         Err(e) => tracing::warn!(
             error = format!("{e:#}"),
             size = batch.len(),
@@ -179,6 +189,30 @@ pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
         });
     }
     out
+}
+
+/// True when the database could not be reached or stopped answering, as opposed to a failure
+/// of this batch's contents (a constraint, a serialization failure, a deadlock).
+#[must_use]
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    if e.is::<batch::TimedOut>() {
+        return true;
+    }
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            // 08: connection exception; 53: insufficient resources; 57P0x: shutting down.
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0")
+        }
+        Some(
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_),
+        ) => true,
+        _ => false,
+    }
 }
 
 /// True for failures that may pass on their own: the database or network unavailable, a

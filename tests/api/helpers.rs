@@ -105,6 +105,7 @@ pub struct Options {
     pub confirm_timeout: Duration,
     pub worker: bool,
     pub max_attempts: u32,
+    pub batch_timeout: Duration,
 }
 
 impl Options {
@@ -128,6 +129,7 @@ impl Default for Options {
             confirm_timeout: Duration::from_secs(5),
             worker: true,
             max_attempts: 5,
+            batch_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -192,6 +194,7 @@ impl TestApp {
                 batch_wait: Duration::from_millis(10),
                 concurrency: 2,
                 max_attempts: opts.max_attempts,
+                batch_timeout: opts.batch_timeout,
             },
         };
         let stop = CancellationToken::new();
@@ -460,6 +463,28 @@ impl TestApp {
         }
         conn.close(200, "done".into()).await.ok();
         out
+    }
+
+    /// Messages ready on `queue` now, by a passive declare; 0 when the queue does not exist
+    /// (test queues expire when unused).
+    #[allow(dead_code)] // used by the fault tests, which share these helpers
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("amqp");
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await;
+        conn.close(200, "done".into()).await.ok();
+        q.map_or(0, |q| q.message_count())
     }
 
     pub async fn queued_events(&self) -> Vec<Message> {

@@ -51,6 +51,10 @@ enum Fault {
     Stall,
     /// Stalled for [`FAULT_FOR`], then every connection cut (what was held back is lost).
     StallThenCut,
+    /// Nothing forwarded, with the worker's batch timeout at a quarter of [`FAULT_FOR`]: the
+    /// worker abandons its stalled transactions and sends their events to the retry delay
+    /// while the stall lasts, instead of holding them unacked.
+    StallPastBatchTimeout,
 }
 
 #[tokio::test]
@@ -89,6 +93,11 @@ async fn a_stalled_database_loses_nothing_when_it_resumes() {
 }
 
 #[tokio::test]
+async fn a_database_stalled_past_the_batch_timeout_is_retried_and_loses_nothing() {
+    under_load(Target::Database, Fault::StallPastBatchTimeout).await;
+}
+
+#[tokio::test]
 async fn a_stalled_then_cut_database_loses_nothing_and_posts_nothing_twice() {
     under_load(Target::Database, Fault::StallThenCut).await;
 }
@@ -112,6 +121,11 @@ async fn under_load(target: Target, fault: Fault) {
         },
         Target::Database => Options {
             pg_server: format!("postgres://postgres@{}", proxy.addr),
+            batch_timeout: if fault == Fault::StallPastBatchTimeout {
+                FAULT_FOR / 4
+            } else {
+                Options::default().batch_timeout
+            },
             ..Options::default()
         },
     };
@@ -128,7 +142,23 @@ async fn under_load(target: Target, fault: Fault) {
     match fault {
         Fault::CutAndRefuse => proxy.cut(),
         Fault::Latency => proxy.set_latency(Duration::from_millis(30)),
-        Fault::Stall | Fault::StallThenCut => proxy.stall(),
+        Fault::Stall | Fault::StallThenCut | Fault::StallPastBatchTimeout => proxy.stall(),
+    }
+    if fault == Fault::StallPastBatchTimeout {
+        // Without the timeout the worker's batches would wait on the stall, their events
+        // unacked, and no event would reach a retry queue until the database answers again.
+        let names = shopbridge::queue::Names::new(&app.args().broker.queue_prefix);
+        wait_for_async("the worker sends abandoned events to a retry delay", || {
+            let (app, names) = (&app, &names);
+            async move {
+                let mut waiting = 0;
+                for tier in shopbridge::queue::RETRY_TIERS {
+                    waiting += app.queue_depth(&names.retry_queue(tier)).await;
+                }
+                waiting > 0
+            }
+        })
+        .await;
     }
     let probes = if target == Target::Broker && fault != Fault::Latency {
         refused_probes(&app, &conn).await
@@ -139,7 +169,7 @@ async fn under_load(target: Target, fault: Fault) {
     match fault {
         Fault::CutAndRefuse => proxy.restore(),
         Fault::Latency => proxy.set_latency(Duration::ZERO),
-        Fault::Stall => proxy.resume(),
+        Fault::Stall | Fault::StallPastBatchTimeout => proxy.resume(),
         Fault::StallThenCut => {
             proxy.cut();
             proxy.resume();
