@@ -432,6 +432,7 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         "update voucher_lines set amount = amount + 1",
         "delete from voucher_lines",
         "update vouchers set description = 'changed'",
+        "update vouchers set number = number + 1000",
         "delete from vouchers",
         "truncate vouchers cascade",
     ] {
@@ -472,5 +473,54 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         .unwrap();
     let err = tx.commit().await.expect_err("unbalanced");
     assert!(err.to_string().contains("does not balance"), "{err}");
+
+    // A voucher cannot be committed without a number, nor numbered twice.
+    let mut tx = app.db.begin().await.unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', 'unnumbered')")
+        .bind(id)
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, 1500, case n when 1 then 100 else -100 end, 'NOK', case n when 1 then 100 else -100 end, 'x', 'receivable' from generate_series(1, 2) n")
+        .bind(id)
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.expect_err("unnumbered");
+    assert!(err.to_string().contains("without a number"), "{err}");
+
+    // A line on an account the company does not have is refused, and an account with lines
+    // cannot be deleted or renumbered.
+    let mut tx = app.db.begin().await.unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 98, '2026-03-02', 'invoice', 'x', 'no-account')")
+        .bind(id)
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, case n when 1 then 1500 else 999999 end, case n when 1 then 100 else -100 end, 'NOK', case n when 1 then 100 else -100 end, 'x', 'receivable' from generate_series(1, 2) n")
+        .bind(id)
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .expect_err("unknown account");
+    assert!(err.to_string().contains("account 999999"), "{err}");
+    drop(tx);
+    for sql in [
+        "delete from accounts where number = 1500",
+        "update accounts set number = 1599 where number = 1500",
+    ] {
+        let err = sqlx::query(sql).execute(&app.db).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("has voucher lines"),
+            "{sql}: {err}"
+        );
+    }
     app.cleanup().await;
 }
