@@ -1,9 +1,13 @@
 //! `shopbridge bench …`: load generators that print figures. Speed goals are checked here, by a
 //! person reading numbers, never by a test asserting a wall-clock time. See docs/benchmarks.md.
 
+pub mod all;
 pub mod ingest;
+pub mod ledger;
 pub mod mix;
 pub mod raw;
+pub mod report;
+pub mod service;
 pub mod worker;
 
 use anyhow::Context as _;
@@ -32,6 +36,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             .map(|report| println!("{report}")),
         BenchCommand::Worker(args) => worker::drain(args).await.map(|report| println!("{report}")),
         BenchCommand::Raw(args) => raw::limits(&args).await.map(|report| println!("{report}")),
+        BenchCommand::All(args) => all::run(&args).await,
     }
 }
 
