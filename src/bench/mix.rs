@@ -53,8 +53,8 @@ impl MixShape {
 /// in `retry_every` repeats an earlier one.
 #[must_use]
 pub fn build(n: usize, shape: &MixShape, now: DateTime<Utc>) -> Vec<MixEvent> {
-    let mut out: Vec<MixEvent> = Vec::with_capacity(n + 2);
-    let sizes: Vec<usize> = shape.extra_lines.clone().collect();
+    let mut out: Vec<MixEvent> = Vec::with_capacity(n);
+    let mut pending = std::collections::VecDeque::new();
     let mut order = 0usize;
     while out.len() < n {
         let i = out.len();
@@ -64,33 +64,44 @@ pub fn build(n: usize, shape: &MixShape, now: DateTime<Utc>) -> Vec<MixEvent> {
             out.push(again);
             continue;
         }
-        order += 1;
-        let conn = order % shape.connections.max(1);
-        let id = format!("{}{order}", shape.order_prefix);
-        let extra = sizes.get(order % sizes.len().max(1)).copied().unwrap_or(3);
-        let created = samples::order(Channel::Nettbutikk, &id, now, extra);
-        let paid = order.is_multiple_of(4).then(|| {
-            let payment = samples::payment(&id, samples::order_total(extra), now);
-            (order.is_multiple_of(8), payment)
-        });
-        let event = |sample| MixEvent {
+        if pending.is_empty() {
+            order += 1;
+            pending.extend(order_events(order, shape, now));
+        }
+        out.extend(pending.pop_front());
+    }
+    out
+}
+
+/// The events of the `order`-th order, in the order they are sent.
+fn order_events(order: usize, shape: &MixShape, now: DateTime<Utc>) -> Vec<MixEvent> {
+    let sizes: Vec<usize> = shape.extra_lines.clone().collect();
+    let conn = order % shape.connections.max(1);
+    let id = format!("{}{order}", shape.order_prefix);
+    let extra = sizes.get(order % sizes.len().max(1)).copied().unwrap_or(3);
+    let created = samples::order(Channel::Nettbutikk, &id, now, extra);
+    let payment = order
+        .is_multiple_of(4)
+        .then(|| samples::payment(&id, samples::order_total(extra), now));
+    let early_payment = order.is_multiple_of(8);
+    let mut sent = Vec::with_capacity(4);
+    if early_payment {
+        sent.extend(payment.clone());
+    }
+    if order.is_multiple_of(10) {
+        sent.push(samples::order_update(&created));
+    }
+    sent.push(created);
+    if !early_payment {
+        sent.extend(payment);
+    }
+    sent.into_iter()
+        .map(|sample| MixEvent {
             conn,
             sample,
             retry: false,
-        };
-        if let Some((true, payment)) = &paid {
-            out.push(event(payment.clone()));
-        }
-        if order.is_multiple_of(10) {
-            out.push(event(samples::order_update(&created)));
-        }
-        out.push(event(created));
-        if let Some((false, payment)) = paid {
-            out.push(event(payment));
-        }
-    }
-    out.truncate(n);
-    out
+        })
+        .collect()
 }
 
 /// How many different events `mix` holds (retries counted once).
