@@ -137,10 +137,10 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
         publisher,
         metrics,
         settings: Arc::new(args.serve.clone()),
-        broker: crate::ops::Broker {
+        broker: Arc::new(crate::ops::Broker {
             url: args.broker.amqp_url.expose().clone(),
             names: Names::new(&args.broker.queue_prefix),
-        },
+        }),
     })
 }
 

@@ -408,4 +408,8 @@ pub enum BenchCommand {
     Worker(crate::bench::worker::WorkerBenchArgs),
     /// The machine's raw limits: RabbitMQ confirms into a quorum queue, PostgreSQL commits.
     Raw(crate::bench::raw::RawArgs),
+    /// The whole report in one run: raw limits; `serve` and `worker` started as child
+    /// processes on a scratch database; ingest at 16/64/256 in flight, end to end, a 100 000
+    /// message backlog drain, peak RSS and CPU; each figure as a ratio to the raw limit.
+    All(crate::bench::all::AllArgs),
 }

@@ -40,14 +40,13 @@ fn nettbutikk_order(order_id: &str, now: DateTime<Utc>, extra_lines: usize) -> S
         json!({"sku": "KAFFE-1", "name": "Kaffe 250 g", "quantity": 1, "unit_price": "129.00",
                "vat_rate": "15", "discount": "0.00", "product_group": "food"}),
     ];
-    let mut total: i64 = 72_600;
+    let total = order_total(extra_lines);
     for i in 0..extra_lines {
         lines.push(
             json!({"sku": format!("SOKK-{i}"), "name": "Sokker, ull", "quantity": 1,
                           "unit_price": "59.00", "vat_rate": "25", "discount": "0.00",
                           "product_group": "clothing"}),
         );
-        total += 5_900;
     }
     let body = json!({
         "type": "order.created",
@@ -68,6 +67,44 @@ fn nettbutikk_order(order_id: &str, now: DateTime<Utc>, extra_lines: usize) -> S
         topic: "order.created".into(),
         body: body.to_string().into_bytes(),
     }
+}
+
+/// The native `payment.captured` event paying `amount_ore` (øre, integer) for the order
+/// `order_id` by card.
+#[must_use]
+pub fn payment(order_id: &str, amount_ore: i64, now: DateTime<Utc>) -> Sample {
+    let event_id = format!("evt_pay_{order_id}");
+    let body = json!({"type": "payment.captured", "id": event_id, "occurred_at": now,
+        "data": {"payment": {"id": format!("pay_{order_id}"), "order_id": order_id,
+            "amount": format!("{}.{:02}", amount_ore / 100, amount_ore % 100), "currency": "NOK",
+            "method": "card", "fee": "2.50", "captured_at": now}}});
+    Sample {
+        event_id,
+        topic: "payment.captured".into(),
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// The native `order.updated` event that replaces `original` (an `order.created` sample) with
+/// version 2 of the same order.
+#[must_use]
+pub fn order_update(original: &Sample) -> Sample {
+    let mut v: serde_json::Value = serde_json::from_slice(&original.body).unwrap_or_default();
+    let event_id = format!("{}-v2", original.event_id);
+    v["id"] = event_id.clone().into();
+    v["type"] = "order.updated".into();
+    v["data"]["order"]["version"] = 2.into();
+    Sample {
+        event_id,
+        topic: "order.updated".into(),
+        body: v.to_string().into_bytes(),
+    }
+}
+
+/// The total in øre of a native sample order with `extra_lines` extra lines.
+#[must_use]
+pub fn order_total(extra_lines: usize) -> i64 {
+    72_600 + 5_900 * i64::try_from(extra_lines).unwrap_or(0)
 }
 
 fn shopify_order(order_id: &str, now: DateTime<Utc>, extra_lines: usize) -> Sample {

@@ -1,17 +1,19 @@
-//! `shopbridge bench ingest`: signed order events against a running receiver.
+//! `shopbridge bench ingest`: signed events of the realistic mix ([`super::mix`]) against a
+//! running receiver.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use chrono::Utc;
 use clap::Args;
 
+use super::mix::{self, MixShape};
 use crate::channel::Channel;
 use crate::config::DbSettings;
-use crate::connections::{self, AddConnection};
-use crate::{samples, signature};
+use crate::connections::{self, Added};
+use crate::signature;
 
 /// Settings of `bench ingest`.
 #[derive(Args, Debug)]
@@ -28,7 +30,8 @@ pub struct IngestArgs {
     /// Requests in all.
     #[arg(long, default_value_t = 20_000)]
     pub requests: usize,
-    /// Every n-th request repeats an earlier event (a shop's retry); 0 for none.
+    /// Every n-th request repeats an earlier event (a shop's retry); 0 for none. The rest is
+    /// the realistic mix: 1–3 KB orders, early payments, updates before their original.
     #[arg(long, default_value_t = 20)]
     pub duplicate_every: usize,
     /// Database settings (the bench connections are created in it).
@@ -45,6 +48,8 @@ pub struct IngestReport {
     pub accepted: usize,
     /// Answered anything else, or failed to connect.
     pub failed: usize,
+    /// Distinct events accepted (a retry of an accepted event counts once).
+    pub accepted_events: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Sorted latencies of all requests.
@@ -76,9 +81,7 @@ impl IngestReport {
     /// Accepted requests per second.
     #[must_use]
     pub fn accepted_per_sec(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
-        let n = self.accepted as f64;
-        n / self.elapsed.as_secs_f64().max(1e-9)
+        super::per_sec(self.accepted, self.elapsed)
     }
 }
 
@@ -110,14 +113,18 @@ impl std::fmt::Display for IngestReport {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+/// Milliseconds, for display.
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-struct Prepared {
+/// One signed request, ready to send.
+pub struct Prepared {
     url: String,
     headers: reqwest::header::HeaderMap,
     body: bytes::Bytes,
+    /// Connection index and event id: requests with the same key are one event.
+    key: (usize, String),
 }
 
 /// Creates bench connections, sends the signed events, disables the connections, reports.
@@ -128,51 +135,14 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     let pool = crate::db::connect(&args.db).await?;
     crate::db::migrate(&pool).await?;
     let vault = crate::app::vault(&args.db);
-    let mut conns = Vec::new();
-    for i in 0..args.connections.max(1) {
-        let input = AddConnection {
-            name: format!("bench-ingest-{i}"),
-            channel: Channel::Nettbutikk,
-            process_orders_from: None,
-            prepaid_account: None,
-            department: None,
-            location: None,
-        };
-        let added = connections::add(&pool, &vault, input)
-            .await
-            .context("cannot create a bench connection")?;
-        conns.push(added);
-    }
-    let now = Utc::now();
-    let mut prepared: Vec<Prepared> = Vec::with_capacity(args.requests);
-    for i in 0..args.requests {
-        if args.duplicate_every > 0 && i > 0 && i % args.duplicate_every == 0 {
-            let again = &prepared[i / 2];
-            prepared.push(Prepared {
-                url: again.url.clone(),
-                headers: again.headers.clone(),
-                body: again.body.clone(),
-            });
-            continue;
-        }
-        let c = &conns[i % conns.len()];
-        let sample = samples::order(Channel::Nettbutikk, &format!("B{i}"), now, 12);
-        let headers = signature::sign(
-            Channel::Nettbutikk,
-            &c.secret,
-            &sample.event_id,
-            &sample.topic,
-            now,
-            &sample.body,
-        );
-        prepared.push(Prepared {
-            url: connections::webhook_url(&args.url, c.connection.id),
-            headers,
-            body: bytes::Bytes::from(sample.body),
-        });
-    }
-    let body_bytes = prepared.iter().map(|p| p.body.len()).sum::<usize>() / prepared.len().max(1);
-    let report = fire(Arc::new(prepared), args.concurrency.max(1), body_bytes).await;
+    let conns =
+        super::add_connections(&pool, &vault, args.connections, "bench-ingest", None).await?;
+    let shape = MixShape {
+        retry_every: args.duplicate_every,
+        ..MixShape::realistic(conns.len(), &format!("I{}-", Utc::now().timestamp()))
+    };
+    let prepared = prepare(&args.url, &conns, args.requests, &shape);
+    let report = fire(prepared, args.concurrency).await;
     for c in &conns {
         connections::set_enabled(&pool, c.connection.id, false)
             .await
@@ -181,7 +151,39 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     Ok(report)
 }
 
-async fn fire(prepared: Arc<Vec<Prepared>>, concurrency: usize, body_bytes: usize) -> IngestReport {
+/// `n` requests of the mix `shape` for the service at `base_url`, signed with the secrets of
+/// `conns`.
+#[must_use]
+pub fn prepare(base_url: &str, conns: &[Added], n: usize, shape: &MixShape) -> Vec<Prepared> {
+    let now = Utc::now();
+    mix::build(n, shape, now)
+        .into_iter()
+        .map(|e| {
+            let c = &conns[e.conn % conns.len()];
+            let sample = e.sample;
+            let headers = signature::sign(
+                Channel::Nettbutikk,
+                &c.secret,
+                &sample.event_id,
+                &sample.topic,
+                now,
+                &sample.body,
+            );
+            Prepared {
+                url: connections::webhook_url(base_url, c.connection.id),
+                headers,
+                body: bytes::Bytes::from(sample.body),
+                key: (e.conn, sample.event_id),
+            }
+        })
+        .collect()
+}
+
+/// Sends `prepared`, `concurrency` requests at a time, and measures.
+pub async fn fire(prepared: Vec<Prepared>, concurrency: usize) -> IngestReport {
+    let concurrency = concurrency.max(1);
+    let body_bytes = prepared.iter().map(|p| p.body.len()).sum::<usize>() / prepared.len().max(1);
+    let prepared = Arc::new(prepared);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -205,17 +207,21 @@ async fn fire(prepared: Arc<Vec<Prepared>>, concurrency: usize, body_bytes: usiz
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED);
-                mine.push((t.elapsed(), ok));
+                mine.push((i, t.elapsed(), ok));
             }
             mine
         }));
     }
     let mut latencies = Vec::with_capacity(prepared.len());
     let mut accepted = 0;
+    let mut events = HashSet::new();
     for task in tasks {
-        for (latency, ok) in task.await.unwrap_or_default() {
+        for (i, latency, ok) in task.await.unwrap_or_default() {
             latencies.push(latency);
             accepted += usize::from(ok);
+            if ok {
+                events.insert(&prepared[i].key);
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -224,6 +230,7 @@ async fn fire(prepared: Arc<Vec<Prepared>>, concurrency: usize, body_bytes: usiz
         requests: prepared.len(),
         accepted,
         failed: prepared.len() - accepted,
+        accepted_events: events.len(),
         elapsed,
         latencies,
         concurrency,

@@ -81,7 +81,13 @@ impl fmt::Display for RawReport {
 /// # Errors
 /// When the broker or the database cannot be reached.
 pub async fn limits(args: &RawArgs) -> anyhow::Result<RawReport> {
-    let confirms_per_sec = rabbitmq_confirms(args).await?;
+    let confirms_per_sec = confirm_rate(
+        args.amqp_url.expose(),
+        args.messages,
+        args.message_bytes,
+        args.window,
+    )
+    .await?;
     let (single, batched) = postgres_commits(args).await?;
     Ok(RawReport {
         confirms_per_sec,
@@ -90,8 +96,19 @@ pub async fn limits(args: &RawArgs) -> anyhow::Result<RawReport> {
     })
 }
 
-async fn rabbitmq_confirms(args: &RawArgs) -> anyhow::Result<f64> {
-    let conn = Connection::connect(args.amqp_url.expose(), ConnectionProperties::default())
+/// Publishes `messages` persistent messages of `bytes` bytes into a fresh quorum queue on one
+/// confirm-mode channel with `window` unconfirmed at once; returns confirmed messages per
+/// second. The queue is deleted afterwards.
+///
+/// # Errors
+/// When the broker cannot be reached or refuses the queue.
+pub async fn confirm_rate(
+    amqp_url: &str,
+    messages: usize,
+    bytes: usize,
+    window: usize,
+) -> anyhow::Result<f64> {
+    let conn = Connection::connect(amqp_url, ConnectionProperties::default())
         .await
         .context("cannot connect to RabbitMQ")?;
     let ch = conn.create_channel().await?;
@@ -104,12 +121,12 @@ async fn rabbitmq_confirms(args: &RawArgs) -> anyhow::Result<f64> {
     ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), qargs)
         .await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    let body = vec![b'x'; args.message_bytes];
+    let body = vec![b'x'; bytes];
     let props = BasicProperties::default().with_delivery_mode(2);
     let started = Instant::now();
-    let mut pending = VecDeque::with_capacity(args.window);
+    let mut pending = VecDeque::with_capacity(window);
     let mut acked = 0usize;
-    for _ in 0..args.messages {
+    for _ in 0..messages {
         let confirm = ch
             .basic_publish(
                 "".into(),
@@ -120,7 +137,7 @@ async fn rabbitmq_confirms(args: &RawArgs) -> anyhow::Result<f64> {
             )
             .await?;
         pending.push_back(confirm);
-        if pending.len() >= args.window.max(1)
+        if pending.len() >= window.max(1)
             && let Some(oldest) = pending.pop_front()
         {
             acked += usize::from(oldest.await?.is_ack());

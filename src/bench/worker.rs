@@ -9,17 +9,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use clap::Args;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Connection, ConnectionProperties};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::per_sec;
+use super::mix::{self, MixShape};
+use super::{Scratch, per_sec};
 use crate::channel::Channel;
-use crate::config::{DbSettings, Redacted, WorkerSettings};
-use crate::connections::{self, AddConnection, Vault};
-use crate::queue::{Names, Outgoing, RETRY_TIERS, topology};
-use crate::samples;
+use crate::config::{Redacted, WorkerSettings};
+use crate::queue::{Names, Outgoing, topology};
+use crate::samples::Sample;
 
 /// Settings of `bench worker`.
 #[derive(Args, Debug, Clone)]
@@ -94,74 +93,145 @@ impl fmt::Display for DrainReport {
 /// # Errors
 /// When the database or the broker cannot be reached, or the drain stalls for a minute.
 pub async fn drain(args: WorkerBenchArgs) -> anyhow::Result<DrainReport> {
-    let (url, name) = super::scratch_database_url(args.database_url.expose());
-    let settings = DbSettings {
-        database_url: Redacted::new(url),
-        db_pool_size: 16,
-        master_key: None,
-    };
-    let pool = crate::db::connect(&settings).await?;
-    crate::db::migrate(&pool).await?;
-    let names = Names::new(&format!("bench-{}.", uuid::Uuid::new_v4().simple()));
-    let result = run(&args, &pool, &names).await;
-    cleanup(&args, &names).await;
-    pool.close().await;
-    super::drop_scratch_database(args.database_url.expose(), &name).await;
+    let scratch = Scratch::create(args.database_url.expose(), args.amqp_url.expose()).await?;
+    let result = run(&args, &scratch).await;
+    scratch.remove().await;
     result
 }
 
-async fn run(
-    args: &WorkerBenchArgs,
-    pool: &sqlx::PgPool,
-    names: &Names,
-) -> anyhow::Result<DrainReport> {
-    let mut conns = Vec::new();
-    for i in 0..args.connections.max(1) {
-        let input = AddConnection {
-            name: format!("bench-worker-{i}"),
-            channel: Channel::Nettbutikk,
-            process_orders_from: NaiveDate::from_ymd_opt(2000, 1, 1),
-            prepaid_account: None,
-            department: None,
-            location: None,
-        };
-        conns.push(
-            connections::add(pool, &Vault::default(), input)
-                .await?
-                .connection
-                .id,
-        );
-    }
-    let messages = build_events(args.events, &conns);
-    let distinct = messages
-        .iter()
-        .map(|(o, _)| (o.connection_id, o.event_id.clone()))
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    let publish_per_sec = publish(args, names, &messages).await?;
-
+async fn run(args: &WorkerBenchArgs, scratch: &Scratch) -> anyhow::Result<DrainReport> {
+    let backlog = Backlog::queue(
+        scratch,
+        args.amqp_url.expose(),
+        args.events,
+        args.connections,
+    )
+    .await?;
     let stop = CancellationToken::new();
     let deps = crate::worker::Deps {
-        db: pool.clone(),
+        db: scratch.pool.clone(),
         contexts: std::sync::Arc::new(crate::worker::contexts::Contexts::default()),
-        names: names.clone(),
+        names: scratch.names.clone(),
         settings: args.worker.clone(),
     };
     let started = Instant::now();
     let worker = tokio::spawn(crate::worker::run(
         deps,
         args.amqp_url.expose().clone(),
-        Some(Duration::from_secs(1800)),
+        Some(super::QUEUE_EXPIRES),
         stop.clone(),
     ));
-    let mut last = (0, Instant::now());
-    loop {
-        let done: i64 =
-            sqlx::query_scalar("select count(*) from events where status <> 'processing'")
+    let waited = wait_final(&scratch.pool, &backlog.connections, backlog.distinct, None).await;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    worker.await.context("worker panicked")??;
+    waited?;
+    backlog.report(&scratch.pool, elapsed).await
+}
+
+/// A backlog queued straight into the events queue, as receivers would have queued it.
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    /// Connections the events belong to.
+    pub connections: Vec<uuid::Uuid>,
+    /// Messages queued (with retries).
+    pub queued: usize,
+    /// Distinct events among them.
+    pub distinct: usize,
+    /// Rate the backlog was published at (confirmed).
+    pub publish_per_sec: f64,
+}
+
+impl Backlog {
+    /// Adds `connections` connections to the scratch database and queues `events` messages of
+    /// the realistic mix for them under the scratch prefix (declaring the topology).
+    ///
+    /// # Errors
+    /// When the database or the broker cannot be reached, or the broker refuses a message.
+    pub async fn queue(
+        scratch: &Scratch,
+        amqp_url: &str,
+        events: usize,
+        connections: usize,
+    ) -> anyhow::Result<Self> {
+        let conns: Vec<uuid::Uuid> = scratch
+            .connections(
+                connections,
+                "bench-worker",
+                NaiveDate::from_ymd_opt(2000, 1, 1),
+            )
+            .await?
+            .into_iter()
+            .map(|a| a.connection.id)
+            .collect();
+        let events = mix::build(events, &MixShape::realistic(conns.len(), "B"), Utc::now());
+        let messages: Vec<(Outgoing, Vec<u8>)> = events
+            .iter()
+            .map(|e| message(conns[e.conn], &e.sample))
+            .collect();
+        let publish_per_sec = publish(amqp_url, &scratch.names, &messages).await?;
+        Ok(Backlog {
+            connections: conns,
+            queued: messages.len(),
+            distinct: mix::distinct(&events),
+            publish_per_sec,
+        })
+    }
+
+    /// The report of a drain of this backlog that took `elapsed`.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn report(
+        &self,
+        pool: &sqlx::PgPool,
+        elapsed: Duration,
+    ) -> anyhow::Result<DrainReport> {
+        let vouchers: i64 =
+            sqlx::query_scalar("select count(*) from vouchers where connection_id = any($1)")
+                .bind(&self.connections)
                 .fetch_one(pool)
                 .await?;
+        let statuses: Vec<(String, i64)> = sqlx::query_as(
+            "select status, count(*) from events where connection_id = any($1) \
+             group by status order by status",
+        )
+        .bind(&self.connections)
+        .fetch_all(pool)
+        .await?;
+        Ok(DrainReport {
+            queued: self.queued,
+            distinct: self.distinct,
+            publish_per_sec: self.publish_per_sec,
+            elapsed,
+            vouchers,
+            statuses,
+        })
+    }
+}
+
+/// Waits until `distinct` events of `connections` have their final status (not `processing`).
+/// With `progress`, prints a line on stderr every few seconds, starting with it.
+///
+/// # Errors
+/// When the database cannot be read, or no event was finished for a minute.
+pub async fn wait_final(
+    pool: &sqlx::PgPool,
+    connections: &[uuid::Uuid],
+    distinct: usize,
+    progress: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut last = (0, Instant::now());
+    let mut told = Instant::now();
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "select count(*) from events where connection_id = any($1) and status <> 'processing'",
+        )
+        .bind(connections)
+        .fetch_one(pool)
+        .await?;
         if usize::try_from(done).unwrap_or(0) >= distinct {
-            break;
+            return Ok(());
         }
         if done != last.0 {
             last = (done, Instant::now());
@@ -170,108 +240,41 @@ async fn run(
             last.1.elapsed() < Duration::from_secs(60),
             "the drain stalled at {done} of {distinct} events"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(label) = progress
+            && told.elapsed() >= Duration::from_secs(5)
+        {
+            eprintln!("{label}: {done} of {distinct} events posted");
+            told = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let elapsed = started.elapsed();
-    stop.cancel();
-    worker.await.context("worker panicked")??;
-    let vouchers: i64 = sqlx::query_scalar("select count(*) from vouchers")
-        .fetch_one(pool)
-        .await?;
-    let statuses: Vec<(String, i64)> =
-        sqlx::query_as("select status, count(*) from events group by status order by status")
-            .fetch_all(pool)
-            .await?;
-    Ok(DrainReport {
-        queued: messages.len(),
-        distinct,
-        publish_per_sec,
-        elapsed,
-        vouchers,
-        statuses,
-    })
 }
 
-/// Orders with three extra lines (~1.5 KB), every fourth one paid by a later payment event,
-/// every tenth one updated (and the update queued before the original), and one message in
-/// twenty a duplicate of an earlier one.
-fn build_events(n: usize, conns: &[uuid::Uuid]) -> Vec<(Outgoing, Vec<u8>)> {
-    let now = Utc::now();
-    let mut out: Vec<(Outgoing, Vec<u8>)> = Vec::with_capacity(n);
-    let mut order = 0usize;
-    while out.len() < n {
-        let i = out.len();
-        if i % 20 == 19 {
-            let again = out[i / 2].clone();
-            out.push(again);
-            continue;
-        }
-        order += 1;
-        let conn = conns[order % conns.len()];
-        let id = format!("B{order}");
-        let sample = samples::order(Channel::Nettbutikk, &id, now, 3);
-        let original = message(conn, &sample.event_id, &sample.topic, sample.body.clone());
-        if order.is_multiple_of(10) {
-            // The update arrives first; the original is then stale.
-            let mut v: serde_json::Value = serde_json::from_slice(&sample.body).unwrap_or_default();
-            v["id"] = format!("{}-v2", sample.event_id).into();
-            v["type"] = "order.updated".into();
-            v["data"]["order"]["version"] = 2.into();
-            out.push(message(
-                conn,
-                &format!("{}-v2", sample.event_id),
-                "order.updated",
-                v.to_string().into_bytes(),
-            ));
-        }
-        out.push(original);
-        if order.is_multiple_of(4) {
-            let total = 72_600 + 3 * 5_900;
-            let pay_id = format!("evt_pay_{order}");
-            let body = json!({"type": "payment.captured", "id": pay_id, "occurred_at": now,
-                "data": {"payment": {"id": format!("pay_{order}"), "order_id": id,
-                    "amount": format!("{}.{:02}", total / 100, total % 100), "currency": "NOK",
-                    "method": "card", "fee": "2.50", "captured_at": now}}});
-            out.push(message(
-                conn,
-                &pay_id,
-                "payment.captured",
-                body.to_string().into_bytes(),
-            ));
-        }
-    }
-    out.truncate(n);
-    out
-}
-
-fn message(
-    connection_id: uuid::Uuid,
-    event_id: &str,
-    topic: &str,
-    body: Vec<u8>,
-) -> (Outgoing, Vec<u8>) {
+fn message(connection_id: uuid::Uuid, sample: &Sample) -> (Outgoing, Vec<u8>) {
     let out = Outgoing {
-        event_id: event_id.to_owned(),
+        event_id: sample.event_id.clone(),
         connection_id,
         channel: Channel::Nettbutikk,
-        topic: topic.to_owned(),
+        topic: sample.topic.clone(),
         received_at: Utc::now(),
         occurred_at: None,
         request_id: None,
     };
-    (out, body)
+    (out, sample.body.clone())
 }
 
 async fn publish(
-    args: &WorkerBenchArgs,
+    amqp_url: &str,
     names: &Names,
     messages: &[(Outgoing, Vec<u8>)],
 ) -> anyhow::Result<f64> {
-    let conn = Connection::connect(args.amqp_url.expose(), ConnectionProperties::default())
+    let conn = Connection::connect(amqp_url, ConnectionProperties::default())
         .await
         .context("cannot connect to RabbitMQ")?;
     let ch = conn.create_channel().await?;
-    topology::declare(&ch, names, Some(Duration::from_secs(1800))).await?;
+    topology::declare(&ch, names, Some(super::QUEUE_EXPIRES))
+        .await
+        .context("cannot declare the bench queues")?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let started = Instant::now();
     let mut pending = VecDeque::new();
@@ -298,22 +301,4 @@ async fn publish(
     let rate = per_sec(messages.len(), started.elapsed());
     conn.close(200, "queued".into()).await.ok();
     Ok(rate)
-}
-
-async fn cleanup(args: &WorkerBenchArgs, names: &Names) {
-    let Ok(conn) =
-        Connection::connect(args.amqp_url.expose(), ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(ch) = conn.create_channel().await {
-        let mut queues = vec![names.events_queue.clone(), names.dead_queue.clone()];
-        queues.extend(RETRY_TIERS.iter().map(|d| names.retry_queue(*d)));
-        for q in queues {
-            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await
-                .ok();
-        }
-    }
-    conn.close(200, "bench done".into()).await.ok();
 }

@@ -39,8 +39,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Limits and timeouts.
     pub settings: Arc<ServeSettings>,
-    /// Where the queues are, for the admin API's DLQ and replay endpoints.
-    pub broker: crate::ops::Broker,
+    /// Where the queues are, for the admin API's DLQ and replay endpoints. Behind an `Arc`
+    /// because axum clones the state for every request, and the names are six strings.
+    pub broker: Arc<crate::ops::Broker>,
 }
 
 /// The whole HTTP API with its layers. `serve` and the tests both use it.
