@@ -451,65 +451,49 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
     .execute(&app.db)
     .await;
     assert!(late.is_err(), "lines cannot join an old voucher");
-    // An unbalanced voucher is refused at commit.
-    let mut tx = app.db.begin().await.unwrap();
     let company: Uuid = sqlx::query_scalar("select id from companies")
-        .fetch_one(&mut *tx)
+        .fetch_one(&app.db)
         .await
         .unwrap();
-    let id = Uuid::now_v7();
-    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 99, '2026-03-02', 'invoice', 'x', 'x')")
-        .bind(id)
-        .bind(company)
-        .bind(conn.connection.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) values ($1, 1, $2, 1500, 100, 'NOK', 100, 'x', 'receivable')")
-        .bind(id)
-        .bind(company)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let posting = |number: Option<i32>, key: &'static str, lines: &'static str| {
+        let db = app.db.clone();
+        let connection = conn.connection.id;
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let id = Uuid::now_v7();
+            sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, $4, '2026-03-02', 'invoice', 'x', $5)")
+                .bind(id)
+                .bind(company)
+                .bind(connection)
+                .bind(number)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, 'NOK', m, 'x', 'receivable' from (values {lines}) as l(n, a, m)"))
+                .bind(id)
+                .bind(company)
+                .execute(&mut *tx)
+                .await;
+            (tx, inserted)
+        }
+    };
+    // An unbalanced voucher is refused at commit.
+    let (tx, inserted) = posting(Some(99), "unbalanced", "(1, 1500, 100)").await;
+    inserted.unwrap();
     let err = tx.commit().await.expect_err("unbalanced");
     assert!(err.to_string().contains("does not balance"), "{err}");
 
-    // A voucher cannot be committed without a number, nor numbered twice.
-    let mut tx = app.db.begin().await.unwrap();
-    let id = Uuid::now_v7();
-    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', 'unnumbered')")
-        .bind(id)
-        .bind(company)
-        .bind(conn.connection.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, 1500, case n when 1 then 100 else -100 end, 'NOK', case n when 1 then 100 else -100 end, 'x', 'receivable' from generate_series(1, 2) n")
-        .bind(id)
-        .bind(company)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    // A voucher cannot be committed without a number (nor numbered again: above).
+    let (tx, inserted) = posting(None, "unnumbered", "(1, 1500, 100), (2, 1500, -100)").await;
+    inserted.unwrap();
     let err = tx.commit().await.expect_err("unnumbered");
     assert!(err.to_string().contains("without a number"), "{err}");
 
     // A line on an account the company does not have is refused, and an account with lines
     // cannot be deleted or renumbered.
-    let mut tx = app.db.begin().await.unwrap();
-    let id = Uuid::now_v7();
-    sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 98, '2026-03-02', 'invoice', 'x', 'no-account')")
-        .bind(id)
-        .bind(company)
-        .bind(conn.connection.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let err = sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, case n when 1 then 1500 else 999999 end, case n when 1 then 100 else -100 end, 'NOK', case n when 1 then 100 else -100 end, 'x', 'receivable' from generate_series(1, 2) n")
-        .bind(id)
-        .bind(company)
-        .execute(&mut *tx)
-        .await
-        .expect_err("unknown account");
+    let (tx, inserted) = posting(Some(98), "no-account", "(1, 1500, 100), (2, 999999, -100)").await;
+    let err = inserted.expect_err("unknown account");
     assert!(err.to_string().contains("account 999999"), "{err}");
     drop(tx);
     for sql in [
