@@ -102,3 +102,58 @@ end $$;
 
 create trigger accounts_in_use before delete or update of company_id, number on accounts
     for each row execute function refuse_used_account_change();
+
+-- The period-lock check (0003) once per statement instead of once per voucher: the same
+-- advisory lock, taken shared once per company the statement posts to (in company order, so
+-- that two posting statements cannot deadlock on them), then one query for every voucher the
+-- statement inserted. As before, the query runs after the lock is granted, with a fresh
+-- snapshot, so a posting either waits for a lock being taken or sees it; and the error is a
+-- serialization failure, which the worker retries with a context that knows the lock.
+create function refuse_locked_periods() returns trigger language plpgsql as $$
+declare
+    company uuid;
+    hit record;
+begin
+    for company in select distinct company_id from new_vouchers order by 1 loop
+        perform pg_advisory_xact_lock_shared(hashtext('shopbridge-periods'), hashtext(company::text));
+    end loop;
+    select v.voucher_date, v.idempotency_key into hit from new_vouchers v
+        join period_locks p on p.company_id = v.company_id
+                           and p.period = date_trunc('month', v.voucher_date)::date
+        limit 1;
+    if found then
+        raise exception 'period locked: % (voucher % dated %)',
+            to_char(hit.voucher_date, 'YYYY-MM'), hit.idempotency_key, hit.voucher_date
+            using errcode = '40001';
+    end if;
+    return null;
+end $$;
+
+drop trigger vouchers_period_open on vouchers;
+create trigger vouchers_period_open after insert on vouchers
+    referencing new table as new_vouchers
+    for each statement execute function refuse_locked_periods();
+
+-- The balance check in one query instead of two.
+create or replace function assert_voucher_balanced(vid uuid) returns void language plpgsql as $$
+declare
+    lines bigint;
+    total numeric;
+    bad_currency text;
+begin
+    select coalesce(sum(n), 0), coalesce(sum(base), 0),
+           min(currency) filter (where in_currency <> 0)
+        into lines, total, bad_currency
+        from (select currency, count(*) as n, sum(amount) as base, sum(currency_amount) as in_currency
+              from voucher_lines where voucher_id = vid group by currency) per_currency;
+    if lines = 0 then
+        raise exception 'voucher % has no lines', vid using errcode = '23514';
+    end if;
+    if total <> 0 then
+        raise exception 'voucher % does not balance: debits minus credits = % øre', vid, total
+            using errcode = '23514';
+    end if;
+    if bad_currency is not null then
+        raise exception 'voucher % does not balance in %', vid, bad_currency using errcode = '23514';
+    end if;
+end $$;

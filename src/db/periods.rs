@@ -24,7 +24,7 @@ pub struct PeriodLock {
 }
 
 /// Waits for the company's posting transactions in flight, so that none of them commits a
-/// voucher into a month this transaction locks (see `refuse_locked_period` in migration 0003).
+/// voucher into a month this transaction locks (see `refuse_locked_periods` in migration 0006).
 async fn exclude_postings(db: &mut PgConnection, company_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("select pg_advisory_xact_lock(hashtext('shopbridge-periods'), hashtext($1::text))")
         .bind(company_id)

@@ -470,7 +470,10 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, 'NOK', m, 'x', 'receivable' from (values {lines}) as l(n, a, m)"))
+            if lines.is_empty() {
+                return (tx, Ok(sqlx::postgres::PgQueryResult::default()));
+            }
+            let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, c, cm, 'x', 'receivable' from (values {lines}) as l(n, a, m, c, cm)"))
                 .bind(id)
                 .bind(company)
                 .execute(&mut *tx)
@@ -479,20 +482,44 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         }
     };
     // An unbalanced voucher is refused at commit.
-    let (tx, inserted) = posting(Some(99), "unbalanced", "(1, 1500, 100)").await;
+    let (tx, inserted) = posting(Some(99), "unbalanced", "(1, 1500, 100, 'NOK', 100)").await;
     inserted.unwrap();
     let err = tx.commit().await.expect_err("unbalanced");
     assert!(err.to_string().contains("does not balance"), "{err}");
 
+    // Balanced in NOK but not in the line currency; no lines at all.
+    let (tx, inserted) = posting(
+        Some(97),
+        "euro",
+        "(1, 1500, 1100, 'EUR', 100), (2, 1500, -1100, 'EUR', -90)",
+    )
+    .await;
+    inserted.unwrap();
+    let err = tx.commit().await.expect_err("unbalanced in EUR");
+    assert!(err.to_string().contains("does not balance in EUR"), "{err}");
+    let (tx, _) = posting(Some(96), "empty", "").await;
+    let err = tx.commit().await.expect_err("no lines");
+    assert!(err.to_string().contains("has no lines"), "{err}");
+
     // A voucher cannot be committed without a number (nor numbered again: above).
-    let (tx, inserted) = posting(None, "unnumbered", "(1, 1500, 100), (2, 1500, -100)").await;
+    let (tx, inserted) = posting(
+        None,
+        "unnumbered",
+        "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)",
+    )
+    .await;
     inserted.unwrap();
     let err = tx.commit().await.expect_err("unnumbered");
     assert!(err.to_string().contains("without a number"), "{err}");
 
     // A line on an account the company does not have is refused, and an account with lines
     // cannot be deleted or renumbered.
-    let (tx, inserted) = posting(Some(98), "no-account", "(1, 1500, 100), (2, 999999, -100)").await;
+    let (tx, inserted) = posting(
+        Some(98),
+        "no-account",
+        "(1, 1500, 100, 'NOK', 100), (2, 999999, -100, 'NOK', -100)",
+    )
+    .await;
     let err = inserted.expect_err("unknown account");
     assert!(err.to_string().contains("account 999999"), "{err}");
     drop(tx);
