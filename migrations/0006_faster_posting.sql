@@ -90,6 +90,15 @@ create trigger voucher_lines_accounts after insert on voucher_lines
 
 create function refuse_used_account_change() returns trigger language plpgsql as $$
 begin
+    if tg_op = 'UPDATE' and (new.company_id, new.number) = (old.company_id, old.number) then
+        return new;
+    end if;
+    -- The check below reads committed lines; in a transaction with one snapshot for its whole
+    -- life it could miss lines committed since, which a foreign key would have caught.
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'accounts can only be deleted or renumbered in a read committed transaction'
+            using errcode = '40001';
+    end if;
     if exists (select 1 from voucher_lines where company_id = old.company_id and account = old.number) then
         raise exception 'account % has voucher lines: it cannot be deleted or renumbered', old.number
             using errcode = '23503';

@@ -37,11 +37,7 @@ pub async fn connect(settings: &DbSettings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(settings.database_url.expose())
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
         .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
-        // A session that a client abandoned mid-transaction (a worker's batch timed out on a
-        // stalled network) must not hold its row locks until TCP notices: PostgreSQL ends it.
-        // Every transaction of shopbridge sends its statements back to back.
-        .options([("idle_in_transaction_session_timeout", "120s")]);
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
     create_database_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(settings.db_pool_size)

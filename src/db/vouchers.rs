@@ -75,6 +75,9 @@ pub fn role_name(role: LineRole) -> String {
 /// them), one UPDATE that numbers the vouchers, and the commit. Migration 0006 lets exactly that
 /// update through the vouchers' immutability trigger.
 ///
+/// Insert no lines after this call in the same transaction: the balance check of these
+/// vouchers has run, and the database would not check them again.
+///
 /// # Errors
 /// A database error, e.g. an idempotency key already posted, a line on an unknown account or a
 /// voucher that does not balance.

@@ -58,9 +58,8 @@ pub struct TimedOut(pub std::time::Duration);
 /// The transaction is bounded by the worker's batch timeout. Past it, the connection is taken
 /// out of the pool and closed rather than returned: a connection dropped mid-query cannot be
 /// reused, and the pool's own check of a returned connection would wait on the stalled
-/// database without a limit. PostgreSQL ends the abandoned session, and releases its locks,
-/// when it sees the socket close (or through `idle_in_transaction_session_timeout`, set in
-/// [`crate::db::connect`], when it never does).
+/// database without a limit. The server bounds the same transaction from its side (see
+/// [`server_limits`]), so that an abandoned session does not keep its locks for long either.
 ///
 /// # Errors
 /// A database error or [`TimedOut`]: nothing was committed, and the caller retries.
@@ -82,6 +81,7 @@ async fn transaction(
 ) -> Result<Vec<Outcome>, anyhow::Error> {
     let t0 = std::time::Instant::now();
     let mut tx = sqlx::Connection::begin(conn).await?;
+    server_limits(&mut tx, deps.settings.batch_timeout).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     let arrivals = arrive(&mut tx, batch, &mut outcomes).await?;
     let t_arrive = t0.elapsed();
@@ -161,6 +161,28 @@ async fn transaction(
         "Batch committed."
     );
     Ok(outcomes)
+}
+
+/// Bounds the batch's transaction on the server too, a little inside the worker's own limit:
+/// a statement or a lock wait that takes too long is cancelled (a transient error, retried),
+/// and a session left idle in the transaction, which is what a worker that gave up on a
+/// stalled network leaves behind, is ended with its locks released. Without this, the
+/// abandoned transaction would hold its orders, inbox rows and counters until the server
+/// noticed the dead socket, and every later batch of the company would wait on them.
+async fn server_limits(
+    db: &mut PgConnection,
+    batch_timeout: std::time::Duration,
+) -> sqlx::Result<()> {
+    let ms = batch_timeout.as_millis().saturating_mul(9) / 10;
+    let ms = ms.max(1).to_string();
+    sqlx::query(
+        "select set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true), \
+                set_config('idle_in_transaction_session_timeout', $1, true)",
+    )
+    .bind(&ms)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Records the batch in the inbox; returns the deliveries to process (index, event row), and

@@ -157,7 +157,10 @@ pub async fn handle(deps: &Deps, publisher: &Channel, batch: Vec<Incoming>) {
 pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
     match batch::process(deps, batch).await {
         Ok(outcomes) => return outcomes,
-        Err(e) if is_unavailable(&e) => {
+        Err(e)
+            if is_unavailable(&e)
+                && !(e.is::<batch::TimedOut>() && database_answers(deps).await) =>
+        {
             // Posting the events one by one would only meet the same outage once per event
             // (each waiting for the pool's acquire timeout): every event goes to its retry delay.
             let reason = format!("{e:#}");
@@ -189,6 +192,20 @@ pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
         });
     }
     out
+}
+
+/// True when the database answers a trivial query within two seconds: a batch that timed out
+/// while it does was slow on its own (a lock wait, a heavy event), and its events are posted
+/// one by one, so that one slow event cannot hold the others back.
+async fn database_answers(deps: &Deps) -> bool {
+    let ping = async {
+        let mut conn = deps.db.acquire().await?;
+        sqlx::query("select 1").execute(&mut *conn).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ping).await,
+        Ok(Ok(_))
+    )
 }
 
 /// True when the database could not be reached or stopped answering, as opposed to a failure
@@ -224,12 +241,13 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
         Some(sqlx::Error::Database(db)) => {
             let code = db.code().unwrap_or_default();
             // 08: connection exception; 40001 serialization failure; 40P01 deadlock;
-            // 53: insufficient resources; 55P03 lock not available; 57P0x: shutting down.
+            // 53: insufficient resources; 55P03 lock not available; 57014 statement timeout
+            // (see batch::server_limits); 57P0x: shutting down.
             code.starts_with("08")
                 || code.starts_with("53")
                 || matches!(
                     code.as_ref(),
-                    "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+                    "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
                 )
         }
         Some(
@@ -242,5 +260,23 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
         ) => true,
         Some(_) => false,
         None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_told_apart_from_failures_of_a_batch() {
+        let timed_out = anyhow::Error::new(batch::TimedOut(Duration::from_secs(60)));
+        assert!(is_unavailable(&timed_out));
+        assert!(is_unavailable(&anyhow::Error::new(
+            sqlx::Error::PoolTimedOut
+        )));
+        assert!(is_transient(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
+        let decode = anyhow::Error::new(sqlx::Error::ColumnNotFound("state".into()));
+        assert!(!is_unavailable(&decode));
+        assert!(!is_transient(&decode));
     }
 }

@@ -533,5 +533,21 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
             "{sql}: {err}"
         );
     }
+    // Renaming a used account is fine; deleting one in a repeatable-read transaction, whose
+    // snapshot could miss lines committed since it began, is refused outright.
+    sqlx::query("update accounts set name = name || ' (renamed)' where number = 1500")
+        .execute(&app.db)
+        .await
+        .expect("a used account can be renamed");
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query("set transaction isolation level repeatable read")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("delete from accounts where number = 1920")
+        .execute(&mut *tx)
+        .await
+        .expect_err("repeatable read");
+    assert!(err.to_string().contains("read committed"), "{err}");
     app.cleanup().await;
 }
