@@ -143,26 +143,75 @@ create trigger vouchers_period_open after insert on vouchers
     referencing new table as new_vouchers
     for each statement execute function refuse_locked_periods();
 
--- The balance check in one query instead of two.
-create or replace function assert_voucher_balanced(vid uuid) returns void language plpgsql as $$
+-- Numbering checks the balance, and closes the voucher to new lines.
+--
+-- Numbering is the last step of posting, so it is where the balance is checked: one
+-- statement-level trigger over every voucher the numbering UPDATE touched (two set queries per
+-- batch, where the deferred check ran two queries per voucher at commit). With lines refused
+-- for a voucher once it has its number, and every voucher required to have a number at commit
+-- (vouchers_numbered), a committed voucher was balanced when numbered and cannot have changed
+-- since. A voucher cannot be inserted with a number, so none can skip the check. This
+-- replaces the deferred per-voucher check of 0002 (vouchers_balanced), and with it the gap
+-- that lines added after that check had run went unchecked.
+create function check_numbered_vouchers_balance() returns trigger language plpgsql as $$
 declare
-    lines bigint;
-    total numeric;
-    bad_currency text;
+    bad record;
 begin
-    select coalesce(sum(n), 0), coalesce(sum(base), 0),
-           min(currency) filter (where in_currency <> 0)
-        into lines, total, bad_currency
-        from (select currency, count(*) as n, sum(amount) as base, sum(currency_amount) as in_currency
-              from voucher_lines where voucher_id = vid group by currency) per_currency;
-    if lines = 0 then
-        raise exception 'voucher % has no lines', vid using errcode = '23514';
+    -- LATERAL: the transition table has no statistics, and a plain join may be planned as a
+    -- scan of all voucher lines; this reads each voucher's lines through its index.
+    select v.idempotency_key, t.lines, t.total into bad
+        from numbered v
+        cross join lateral (select count(*) as lines, coalesce(sum(l.amount), 0) as total
+                            from voucher_lines l where l.voucher_id = v.id) t
+        where t.lines = 0 or t.total <> 0
+        limit 1;
+    if found then
+        if bad.lines = 0 then
+            raise exception 'voucher % has no lines', bad.idempotency_key using errcode = '23514';
+        end if;
+        raise exception 'voucher % does not balance: debits minus credits = % øre',
+            bad.idempotency_key, bad.total using errcode = '23514';
     end if;
-    if total <> 0 then
-        raise exception 'voucher % does not balance: debits minus credits = % øre', vid, total
+    select v.idempotency_key, c.currency into bad
+        from numbered v
+        cross join lateral (select l.currency from voucher_lines l where l.voucher_id = v.id
+                            group by l.currency having sum(l.currency_amount) <> 0) c
+        limit 1;
+    if found then
+        raise exception 'voucher % does not balance in %', bad.idempotency_key, bad.currency
             using errcode = '23514';
     end if;
-    if bad_currency is not null then
-        raise exception 'voucher % does not balance in %', vid, bad_currency using errcode = '23514';
+    return null;
+end $$;
+
+create trigger vouchers_balanced_when_numbered after update on vouchers
+    referencing new table as numbered
+    for each statement execute function check_numbered_vouchers_balance();
+
+create function refuse_numbered_insert() returns trigger language plpgsql as $$
+begin
+    if exists (select 1 from new_vouchers where number is not null) then
+        raise exception 'vouchers are inserted without a number and numbered after their lines'
+            using errcode = '23514';
     end if;
+    return null;
+end $$;
+
+create trigger vouchers_numbered_last after insert on vouchers
+    referencing new table as new_vouchers
+    for each statement execute function refuse_numbered_insert();
+
+drop trigger vouchers_balanced on vouchers;
+drop function check_voucher_balanced();
+drop function assert_voucher_balanced(uuid);
+
+create or replace function refuse_late_lines() returns trigger language plpgsql as $$
+begin
+    if exists (select 1 from new_lines l
+               where not exists (select 1 from vouchers v
+                                 where v.id = l.voucher_id and v.posted_at = now() and v.number is null)) then
+        raise exception 'lines can only be added to a voucher in the transaction that posts it, before it is numbered'
+            using errcode = '23514';
+    end if;
+    return null;
 end $$;

@@ -63,20 +63,17 @@ pub fn role_name(role: LineRole) -> String {
     }
 }
 
-/// Inserts `vouchers` (in order) and their lines, checks that each balances, and then gives
-/// each the next number of its series. Call it last in the posting transaction, right before
-/// the commit.
+/// Inserts `vouchers` (in order) and their lines, then gives each the next number of its
+/// series. Call it last in the posting transaction, right before the commit.
 ///
 /// The counter row of a series is locked from the moment it is advanced until the commit, so
 /// concurrent posting transactions of one company pass that stretch one at a time. Everything
-/// else is therefore done before it: the vouchers go in without a number, with their lines, and
-/// the deferred balance check is run at once (`SET CONSTRAINTS … IMMEDIATE`). What is left
-/// behind the counters is advancing them, in a fixed order (so transactions never deadlock on
-/// them), one UPDATE that numbers the vouchers, and the commit. Migration 0006 lets exactly that
-/// update through the vouchers' immutability trigger.
-///
-/// Insert no lines after this call in the same transaction: the balance check of these
-/// vouchers has run, and the database would not check them again.
+/// else is therefore done before it: the vouchers go in without a number, with their lines.
+/// What is left behind the counters is advancing them, in a fixed order (so transactions never
+/// deadlock on them), one UPDATE that numbers the vouchers, and the commit. The database checks
+/// the balance of every voucher that UPDATE numbers, in one statement-level trigger, and refuses
+/// lines for a numbered voucher, an unnumbered voucher at commit, and any other change
+/// (migration 0006).
 ///
 /// # Errors
 /// A database error, e.g. an idempotency key already posted, a line on an unknown account or a
@@ -89,9 +86,6 @@ pub async fn insert(db: &mut PgConnection, vouchers: &[ToInsert<'_>]) -> sqlx::R
     let reverses = resolve_reverses(db, vouchers, &ids).await?;
     insert_heads(db, vouchers, &ids, &reverses).await?;
     insert_lines(db, vouchers, &ids).await?;
-    sqlx::query("set constraints vouchers_balanced immediate")
-        .execute(&mut *db)
-        .await?;
     let numbers = allocate_numbers(db, vouchers).await?;
     sqlx::query(
         "update vouchers v set number = u.n from unnest($1::uuid[], $2::int[]) as u(id, n) \

@@ -455,55 +455,65 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let posting = |number: Option<i32>, key: &'static str, lines: &'static str| {
+    // Posting by hand as the worker does: the voucher without a number, its lines, then the
+    // number; `number` false leaves it unnumbered. Returns the open transaction and the first
+    // error, if any.
+    let posting = |number: bool, key: &'static str, lines: &'static str| {
         let db = app.db.clone();
         let connection = conn.connection.id;
         async move {
             let mut tx = db.begin().await.unwrap();
             let id = Uuid::now_v7();
-            sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, $4, '2026-03-02', 'invoice', 'x', $5)")
+            sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', $4)")
                 .bind(id)
                 .bind(company)
                 .bind(connection)
-                .bind(number)
                 .bind(key)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            if lines.is_empty() {
-                return (tx, Ok(sqlx::postgres::PgQueryResult::default()));
+            if !lines.is_empty() {
+                let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, c, cm, 'x', 'receivable' from (values {lines}) as l(n, a, m, c, cm)"))
+                    .bind(id)
+                    .bind(company)
+                    .execute(&mut *tx)
+                    .await;
+                if let Err(e) = inserted {
+                    return (tx, id, Err(e));
+                }
             }
-            let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, c, cm, 'x', 'receivable' from (values {lines}) as l(n, a, m, c, cm)"))
-                .bind(id)
-                .bind(company)
-                .execute(&mut *tx)
-                .await;
-            (tx, inserted)
+            let numbered = if number {
+                sqlx::query("update vouchers set number = 90 + (select count(*) from vouchers where number is not null) where id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map(|_| ())
+            } else {
+                Ok(())
+            };
+            (tx, id, numbered)
         }
     };
-    // An unbalanced voucher is refused at commit.
-    let (tx, inserted) = posting(Some(99), "unbalanced", "(1, 1500, 100, 'NOK', 100)").await;
-    inserted.unwrap();
-    let err = tx.commit().await.expect_err("unbalanced");
+    // Numbering refuses an unbalanced voucher.
+    let (_, _, numbered) = posting(true, "unbalanced", "(1, 1500, 100, 'NOK', 100)").await;
+    let err = numbered.expect_err("unbalanced");
     assert!(err.to_string().contains("does not balance"), "{err}");
-
     // Balanced in NOK but not in the line currency; no lines at all.
-    let (tx, inserted) = posting(
-        Some(97),
+    let (_, _, numbered) = posting(
+        true,
         "euro",
         "(1, 1500, 1100, 'EUR', 100), (2, 1500, -1100, 'EUR', -90)",
     )
     .await;
-    inserted.unwrap();
-    let err = tx.commit().await.expect_err("unbalanced in EUR");
+    let err = numbered.expect_err("unbalanced in EUR");
     assert!(err.to_string().contains("does not balance in EUR"), "{err}");
-    let (tx, _) = posting(Some(96), "empty", "").await;
-    let err = tx.commit().await.expect_err("no lines");
+    let (_, _, numbered) = posting(true, "empty", "").await;
+    let err = numbered.expect_err("no lines");
     assert!(err.to_string().contains("has no lines"), "{err}");
 
-    // A voucher cannot be committed without a number (nor numbered again: above).
-    let (tx, inserted) = posting(
-        None,
+    // A voucher cannot be committed without a number.
+    let (tx, _, inserted) = posting(
+        false,
         "unnumbered",
         "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)",
     )
@@ -512,17 +522,45 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
     let err = tx.commit().await.expect_err("unnumbered");
     assert!(err.to_string().contains("without a number"), "{err}");
 
+    // Once numbered, a voucher takes no more lines, even in the transaction that posted it; and
+    // a voucher cannot be inserted with its number.
+    let (mut tx, id, numbered) = posting(
+        true,
+        "closed",
+        "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)",
+    )
+    .await;
+    numbered.unwrap();
+    let err = sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) values ($1, 3, $2, 1500, 5000, 'NOK', 5000, 'late', 'receivable')")
+        .bind(id)
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .expect_err("a line after numbering");
+    assert!(err.to_string().contains("before it is numbered"), "{err}");
+    drop(tx);
+    let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 999, '2026-03-02', 'invoice', 'x', 'pre-numbered')")
+        .bind(Uuid::now_v7())
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&app.db)
+        .await
+        .expect_err("inserted with a number");
+    assert!(
+        err.to_string().contains("numbered after their lines"),
+        "{err}"
+    );
+
     // A line on an account the company does not have is refused, and an account with lines
     // cannot be deleted or renumbered.
-    let (tx, inserted) = posting(
-        Some(98),
+    let (_, _, inserted) = posting(
+        true,
         "no-account",
         "(1, 1500, 100, 'NOK', 100), (2, 999999, -100, 'NOK', -100)",
     )
     .await;
     let err = inserted.expect_err("unknown account");
     assert!(err.to_string().contains("account 999999"), "{err}");
-    drop(tx);
     for sql in [
         "delete from accounts where number = 1500",
         "update accounts set number = 1599 where number = 1500",
