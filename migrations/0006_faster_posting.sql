@@ -5,9 +5,9 @@
 -- a time: whatever a transaction does after taking the counter is done by one batch at a time.
 -- Until now that was inserting the vouchers and their lines (with a foreign-key check per line)
 -- and, at commit, checking that each voucher balances. Now the worker inserts its vouchers
--- without a number, inserts their lines, checks the balances (SET CONSTRAINTS ... IMMEDIATE),
--- and only then takes the counters and gives each voucher its number, in one UPDATE, right
--- before the commit (src/db/vouchers.rs).
+-- without a number, inserts their lines, and only then takes the counters and gives each
+-- voucher its number, in one UPDATE, right before the commit (src/db/vouchers.rs); that UPDATE
+-- checks the balances (vouchers_balanced_when_numbered, at the end of this file).
 --
 -- What the database still guarantees:
 -- - a voucher commits with a number: vouchers_numbered, a deferred constraint trigger, checks
