@@ -16,21 +16,18 @@ pub async fn lock(
     connection_ids: &[Uuid],
     order_ids: &[String],
 ) -> sqlx::Result<Vec<(Uuid, String, OrderState)>> {
-    let fresh: Vec<serde_json::Value> = order_ids
-        .iter()
-        .map(|id| serde_json::to_value(OrderState::new(id)).unwrap_or_default())
-        .collect();
+    // A new order's row has no state yet (migration 0008): that is the state of an order
+    // nothing is known about.
     sqlx::query(
-        "insert into orders (connection_id, order_id, state) \
-         select * from unnest($1::uuid[], $2::text[], $3::jsonb[]) as u(c, o, s) order by c, o \
+        "insert into orders (connection_id, order_id) \
+         select * from unnest($1::uuid[], $2::text[]) as u(c, o) order by c, o \
          on conflict do nothing",
     )
     .bind(connection_ids)
     .bind(order_ids)
-    .bind(&fresh)
     .execute(&mut *db)
     .await?;
-    let rows: Vec<(Uuid, String, sqlx::types::Json<OrderState>)> = sqlx::query_as(
+    let rows: Vec<(Uuid, String, Option<sqlx::types::Json<OrderState>>)> = sqlx::query_as(
         "select o.connection_id, o.order_id, o.state from orders o \
          join unnest($1::uuid[], $2::text[]) as u(c, id) on o.connection_id = u.c and o.order_id = u.id \
          order by o.connection_id, o.order_id for update of o",
@@ -39,7 +36,13 @@ pub async fn lock(
     .bind(order_ids)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|(c, o, s)| (c, o, s.0)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(c, o, s)| {
+            let state = s.map_or_else(|| OrderState::new(&o), |s| s.0);
+            (c, o, state)
+        })
+        .collect())
 }
 
 /// Stores new states of locked orders.
@@ -53,13 +56,15 @@ pub async fn store(
 ) -> sqlx::Result<()> {
     let order_ids: Vec<&str> = states.iter().map(|s| s.order_id.as_str()).collect();
     let versions: Vec<Option<i64>> = states.iter().map(|s| s.applied_version).collect();
-    let json: Vec<serde_json::Value> = states
+    // Text, cast to json by the server: json keeps it as it is and only checks it.
+    let json: Vec<String> = states
         .iter()
-        .map(|s| serde_json::to_value(s).unwrap_or_default())
-        .collect();
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "update orders o set state = u.s, applied_version = u.v, updated_at = now() \
-         from unnest($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[]) as u(c, id, v, s) \
+        "update orders o set state = u.s::json, applied_version = u.v, updated_at = now() \
+         from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) as u(c, id, v, s) \
          where o.connection_id = u.c and o.order_id = u.id",
     )
     .bind(connection_ids)

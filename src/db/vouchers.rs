@@ -1,5 +1,5 @@
-//! Vouchers: numbered gaplessly per company, series and year in the posting transaction, then
-//! inserted with their lines in two statements whatever their count.
+//! Vouchers: their lines, then the vouchers themselves, numbered gaplessly per company, series
+//! and year in the posting transaction; two statements whatever their count.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -63,17 +63,17 @@ pub fn role_name(role: LineRole) -> String {
     }
 }
 
-/// Inserts `vouchers` (in order) and their lines, then gives each the next number of its
+/// Inserts `vouchers` (in order) with their lines, each numbered with the next number of its
 /// series. Call it last in the posting transaction, right before the commit.
 ///
 /// The counter row of a series is locked from the moment it is advanced until the commit, so
 /// concurrent posting transactions of one company pass that stretch one at a time. Everything
-/// else is therefore done before it: the vouchers go in without a number, with their lines.
-/// What is left behind the counters is advancing them, in a fixed order (so transactions never
-/// deadlock on them), one UPDATE that numbers the vouchers, and the commit. The database checks
-/// the balance of every voucher that UPDATE numbers, in one statement-level trigger, and refuses
-/// lines for a numbered voucher, an unnumbered voucher at commit, and any other change
-/// (migration 0006).
+/// else is therefore done before it: the lines go in first (the voucher ids are chosen here),
+/// and what is left behind the counters is advancing them, in a fixed order (so transactions
+/// never deadlock on them), one INSERT of the numbered vouchers, and the commit. Each voucher
+/// row is written once. The database checks the balance of every voucher as it is inserted,
+/// over all of its lines; refuses lines for a voucher posted already; and, at commit, lines
+/// whose voucher this transaction did not post (migration 0007).
 ///
 /// # Errors
 /// A database error, e.g. an idempotency key already posted, a line on an unknown account or a
@@ -84,17 +84,9 @@ pub async fn insert(db: &mut PgConnection, vouchers: &[ToInsert<'_>]) -> sqlx::R
     }
     let ids: Vec<Uuid> = vouchers.iter().map(|_| Uuid::now_v7()).collect();
     let reverses = resolve_reverses(db, vouchers, &ids).await?;
-    insert_heads(db, vouchers, &ids, &reverses).await?;
     insert_lines(db, vouchers, &ids).await?;
     let numbers = allocate_numbers(db, vouchers).await?;
-    sqlx::query(
-        "update vouchers v set number = u.n from unnest($1::uuid[], $2::int[]) as u(id, n) \
-         where v.id = u.id",
-    )
-    .bind(&ids)
-    .bind(&numbers)
-    .execute(db)
-    .await?;
+    insert_heads(db, vouchers, &ids, &numbers, &reverses).await?;
     Ok(ids)
 }
 
@@ -191,6 +183,7 @@ async fn insert_heads(
     db: &mut PgConnection,
     vouchers: &[ToInsert<'_>],
     ids: &[Uuid],
+    numbers: &[i32],
     reverses: &[Option<Uuid>],
 ) -> sqlx::Result<()> {
     let company: Vec<Uuid> = vouchers.iter().map(|v| v.company_id).collect();
@@ -208,9 +201,9 @@ async fn insert_heads(
     let source: Vec<Uuid> = vouchers.iter().map(|v| v.source_event).collect();
     sqlx::query(
         "insert into vouchers (id, company_id, series, year, voucher_date, kind, description, \
-             idempotency_key, connection_id, order_id, source_event, reverses) \
+             idempotency_key, connection_id, order_id, source_event, reverses, number) \
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::date[], $6::text[], \
-             $7::text[], $8::text[], $9::uuid[], $10::text[], $11::uuid[], $12::uuid[])",
+             $7::text[], $8::text[], $9::uuid[], $10::text[], $11::uuid[], $12::uuid[], $13::int[])",
     )
     .bind(ids)
     .bind(&company)
@@ -224,6 +217,7 @@ async fn insert_heads(
     .bind(&order)
     .bind(&source)
     .bind(reverses)
+    .bind(numbers)
     .execute(db)
     .await?;
     Ok(())

@@ -385,9 +385,8 @@ async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_post
 
     // Hold the order's row so the worker's transaction stops half-way, then abort the worker.
     let mut blocker = app.db.begin().await.unwrap();
-    sqlx::query("insert into orders (connection_id, order_id, state) values ($1, '1001', $2)")
+    sqlx::query("insert into orders (connection_id, order_id) values ($1, '1001')")
         .bind(conn.connection.id)
-        .bind(serde_json::to_value(shopbridge::posting::OrderState::new("1001")).unwrap())
         .execute(&mut *blocker)
         .await
         .unwrap();
@@ -449,29 +448,21 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
          from vouchers, generate_series(1, 2) n",
     )
     .execute(&app.db)
-    .await;
-    assert!(late.is_err(), "lines cannot join an old voucher");
+    .await
+    .expect_err("lines cannot join an old voucher");
+    assert!(late.to_string().contains("is posted already"), "{late}");
     let company: Uuid = sqlx::query_scalar("select id from companies")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    // Posting by hand as the worker does: the voucher without a number, its lines, then the
-    // number; `number` false leaves it unnumbered. Returns the open transaction and the first
-    // error, if any.
-    let posting = |number: bool, key: &'static str, lines: &'static str| {
+    // Posting by hand as the worker does: the lines of voucher `id`, then the voucher with the
+    // next number; `voucher` false stops after the lines. Returns the open transaction and the
+    // first error, if any.
+    let posting = |id: Uuid, key: &'static str, lines: &'static str, voucher: bool| {
         let db = app.db.clone();
         let connection = conn.connection.id;
         async move {
             let mut tx = db.begin().await.unwrap();
-            let id = Uuid::now_v7();
-            sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', $4)")
-                .bind(id)
-                .bind(company)
-                .bind(connection)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
             if !lines.is_empty() {
                 let inserted = sqlx::query(&format!("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) select $1, n, $2, a, m, c, cm, 'x', 'receivable' from (values {lines}) as l(n, a, m, c, cm)"))
                     .bind(id)
@@ -479,84 +470,108 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
                     .execute(&mut *tx)
                     .await;
                 if let Err(e) = inserted {
-                    return (tx, id, Err(e));
+                    return (tx, Err(e));
                 }
             }
-            let numbered = if number {
-                sqlx::query("update vouchers set number = 90 + (select count(*) from vouchers where number is not null) where id = $1")
+            let posted = if voucher {
+                sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
+                             select $1, $2, $3, 'sales', 2026, coalesce(max(number), 0) + 1, '2026-03-02', 'invoice', 'x', $4 \
+                             from vouchers where company_id = $2 and series = 'sales' and year = 2026")
                     .bind(id)
+                    .bind(company)
+                    .bind(connection)
+                    .bind(key)
                     .execute(&mut *tx)
                     .await
                     .map(|_| ())
             } else {
                 Ok(())
             };
-            (tx, id, numbered)
+            (tx, posted)
         }
     };
-    // Numbering refuses an unbalanced voucher.
-    let (_, _, numbered) = posting(true, "unbalanced", "(1, 1500, 100, 'NOK', 100)").await;
-    let err = numbered.expect_err("unbalanced");
+    let balanced = "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)";
+    // A voucher that does not balance is refused as it is inserted.
+    let (_, posted) = posting(
+        Uuid::now_v7(),
+        "unbalanced",
+        "(1, 1500, 100, 'NOK', 100)",
+        true,
+    )
+    .await;
+    let err = posted.expect_err("unbalanced");
     assert!(err.to_string().contains("does not balance"), "{err}");
     // Balanced in NOK but not in the line currency; no lines at all.
-    let (_, _, numbered) = posting(
-        true,
+    let (_, posted) = posting(
+        Uuid::now_v7(),
         "euro",
         "(1, 1500, 1100, 'EUR', 100), (2, 1500, -1100, 'EUR', -90)",
+        true,
     )
     .await;
-    let err = numbered.expect_err("unbalanced in EUR");
+    let err = posted.expect_err("unbalanced in EUR");
     assert!(err.to_string().contains("does not balance in EUR"), "{err}");
-    let (_, _, numbered) = posting(true, "empty", "").await;
-    let err = numbered.expect_err("no lines");
+    let (_, posted) = posting(Uuid::now_v7(), "empty", "", true).await;
+    let err = posted.expect_err("no lines");
     assert!(err.to_string().contains("has no lines"), "{err}");
 
-    // A voucher cannot be committed without a number.
-    let (tx, _, inserted) = posting(
-        false,
-        "unnumbered",
-        "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)",
-    )
-    .await;
-    inserted.unwrap();
-    let err = tx.commit().await.expect_err("unnumbered");
-    assert!(err.to_string().contains("without a number"), "{err}");
+    // Lines whose voucher never comes are refused at commit.
+    let (tx, posted) = posting(Uuid::now_v7(), "orphan", balanced, false).await;
+    posted.unwrap();
+    let err = tx.commit().await.expect_err("lines without their voucher");
+    assert!(err.to_string().contains("did not post"), "{err}");
 
-    // Once numbered, a voucher takes no more lines, even in the transaction that posted it; and
-    // a voucher cannot be inserted with its number.
-    let (mut tx, id, numbered) = posting(
-        true,
-        "closed",
-        "(1, 1500, 100, 'NOK', 100), (2, 1500, -100, 'NOK', -100)",
-    )
-    .await;
-    numbered.unwrap();
+    // Once posted, a voucher takes no more lines, even in the transaction that posted it.
+    let id = Uuid::now_v7();
+    let (mut tx, posted) = posting(id, "closed", balanced, true).await;
+    posted.unwrap();
     let err = sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) values ($1, 3, $2, 1500, 5000, 'NOK', 5000, 'late', 'receivable')")
         .bind(id)
         .bind(company)
         .execute(&mut *tx)
         .await
-        .expect_err("a line after numbering");
-    assert!(err.to_string().contains("before it is numbered"), "{err}");
+        .expect_err("a line after the voucher");
+    assert!(err.to_string().contains("is posted already"), "{err}");
     drop(tx);
-    let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, 999, '2026-03-02', 'invoice', 'x', 'pre-numbered')")
+
+    // Lines slipped in by another transaction while a voucher is being posted cannot join it:
+    // they are refused at their commit, whether the voucher committed first or not at all.
+    let id = Uuid::now_v7();
+    let intruding = "(91, 1500, 100, 'NOK', 100), (92, 1500, -100, 'NOK', -100)";
+    let (intruder, posted) = posting(id, "intruder", intruding, false).await;
+    posted.unwrap();
+    let (owner, posted) = posting(id, "owner", balanced, true).await;
+    posted.unwrap();
+    owner.commit().await.expect("the owner's voucher posts");
+    let err = intruder
+        .commit()
+        .await
+        .expect_err("lines of another transaction");
+    assert!(err.to_string().contains("did not post"), "{err}");
+    let lines: i64 = sqlx::query_scalar("select count(*) from voucher_lines where voucher_id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(lines, 2, "only the owner's lines");
+
+    // A voucher needs its number.
+    let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', 'unnumbered')")
         .bind(Uuid::now_v7())
         .bind(company)
         .bind(conn.connection.id)
         .execute(&app.db)
         .await
-        .expect_err("inserted with a number");
-    assert!(
-        err.to_string().contains("numbered after their lines"),
-        "{err}"
-    );
+        .expect_err("inserted without a number");
+    assert!(err.to_string().contains("\"number\""), "{err}");
 
     // A line on an account the company does not have is refused, and an account with lines
     // cannot be deleted or renumbered.
-    let (_, _, inserted) = posting(
-        true,
+    let (_, inserted) = posting(
+        Uuid::now_v7(),
         "no-account",
         "(1, 1500, 100, 'NOK', 100), (2, 999999, -100, 'NOK', -100)",
+        true,
     )
     .await;
     let err = inserted.expect_err("unknown account");
