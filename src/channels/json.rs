@@ -7,26 +7,90 @@
 //! error says `data.order.lines[2].quantity: ...`. Unknown fields are ignored: channels add fields
 //! over time, and reading only what we post keeps old adapters working.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::AdapterError;
 use crate::posting::money::{Money, Rate};
 
+// Paths are only needed for error messages, so a value does not carry its own: it keeps its
+// parent's path (shared) and its own key or index, and its path is written out the first time
+// it is asked for. Keys are borrowed from the body unless they contain escapes. Reading an order
+// used to allocate a path and a key for every field; in the drain profile that, with the
+// re-parses, was a fifth of the worker's CPU (docs/benchmarks.md).
+
+/// Where a value sits in its parent.
+#[derive(Clone, Debug)]
+enum Step<'a> {
+    Root,
+    Key(Cow<'a, str>),
+    Index(usize),
+}
+
 /// One JSON value and the path it was read from.
 #[derive(Clone, Debug)]
 pub(super) struct Node<'a> {
     raw: &'a RawValue,
-    path: String,
+    parent: Rc<str>,
+    step: Step<'a>,
+    path: OnceCell<String>,
 }
 
-/// An object's fields, by name, with the object's path.
+/// An object's fields, in the body's order, with the object's path.
 #[derive(Debug)]
 pub(super) struct Obj<'a> {
-    fields: BTreeMap<String, &'a RawValue>,
-    path: String,
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    path: Rc<str>,
+}
+
+/// An object's fields as serde reads them, keys borrowed where the body allows.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Deserialize<'a> for Fields<'a> {
+    fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'a> Visitor<'a> for V {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'a>>(self, mut map: M) -> Result<Fields<'a>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An object key: borrowed from the body, or unescaped into a new string.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'a> Deserialize<'a> for Key<'a> {
+    fn deserialize<D: Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'a> Visitor<'a> for V {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'a str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Parses the whole body; the only place a syntax error can come from.
@@ -34,7 +98,9 @@ pub(super) fn root(body: &[u8]) -> Result<Obj<'_>, AdapterError> {
     let raw: &RawValue = serde_json::from_slice(body).map_err(AdapterError::Json)?;
     Node {
         raw,
-        path: String::new(),
+        parent: Rc::from(""),
+        step: Step::Root,
+        path: OnceCell::new(),
     }
     .object()
 }
@@ -66,7 +132,11 @@ pub(super) fn invalid(path: &str, reason: impl Into<String>) -> AdapterError {
 impl<'a> Node<'a> {
     /// The path of this value in the body, e.g. `line_items[0].price`.
     pub(super) fn path(&self) -> &str {
-        &self.path
+        self.path.get_or_init(|| match &self.step {
+            Step::Root => String::new(),
+            Step::Key(key) => child(&self.parent, key),
+            Step::Index(i) => format!("{}[{i}]", self.parent),
+        })
     }
 
     fn text(&self) -> &'a str {
@@ -80,28 +150,32 @@ impl<'a> Node<'a> {
     /// The value as an object.
     pub(super) fn object(&self) -> Result<Obj<'a>, AdapterError> {
         if self.first() != b'{' {
-            return Err(wrong(&self.path, "an object"));
+            return Err(wrong(self.path(), "an object"));
         }
-        let fields =
-            serde_json::from_str(self.text()).map_err(|_| wrong(&self.path, "an object"))?;
+        let Fields(fields) =
+            serde_json::from_str(self.text()).map_err(|_| wrong(self.path(), "an object"))?;
         Ok(Obj {
             fields,
-            path: self.path.to_owned(),
+            path: Rc::from(self.path()),
         })
     }
 
     /// The value's elements, each with its index in the path.
     pub(super) fn array(&self) -> Result<Vec<Node<'a>>, AdapterError> {
         if self.first() != b'[' {
-            return Err(wrong(&self.path, "an array"));
+            return Err(wrong(self.path(), "an array"));
         }
         let items: Vec<&'a RawValue> =
-            serde_json::from_str(self.text()).map_err(|_| wrong(&self.path, "an array"))?;
-        let items = items.into_iter().enumerate();
+            serde_json::from_str(self.text()).map_err(|_| wrong(self.path(), "an array"))?;
+        let parent: Rc<str> = Rc::from(self.path());
         Ok(items
+            .into_iter()
+            .enumerate()
             .map(|(i, raw)| Node {
                 raw,
-                path: format!("{}[{i}]", self.path),
+                parent: Rc::clone(&parent),
+                step: Step::Index(i),
+                path: OnceCell::new(),
             })
             .collect())
     }
@@ -109,16 +183,16 @@ impl<'a> Node<'a> {
     /// The value as a string.
     pub(super) fn string(&self) -> Result<String, AdapterError> {
         if self.first() != b'"' {
-            return Err(wrong(&self.path, "a string"));
+            return Err(wrong(self.path(), "a string"));
         }
-        serde_json::from_str(self.text()).map_err(|_| wrong(&self.path, "a string"))
+        serde_json::from_str(self.text()).map_err(|_| wrong(self.path(), "a string"))
     }
 
     /// A string that is not empty after trimming.
     pub(super) fn text_nonempty(&self) -> Result<String, AdapterError> {
         let s = self.string()?;
         if s.trim().is_empty() {
-            return Err(invalid(&self.path, "must not be empty"));
+            return Err(invalid(self.path(), "must not be empty"));
         }
         Ok(s)
     }
@@ -127,7 +201,7 @@ impl<'a> Node<'a> {
     pub(super) fn number_text(&self) -> Result<&'a str, AdapterError> {
         match self.first() {
             b'-' | b'0'..=b'9' => Ok(self.text()),
-            _ => Err(wrong(&self.path, "a number")),
+            _ => Err(wrong(self.path(), "a number")),
         }
     }
 
@@ -135,16 +209,16 @@ impl<'a> Node<'a> {
     pub(super) fn integer(&self) -> Result<i64, AdapterError> {
         let text = self
             .number_text()
-            .map_err(|_| wrong(&self.path, "a whole number"))?;
+            .map_err(|_| wrong(self.path(), "a whole number"))?;
         text.parse()
-            .map_err(|_| wrong(&self.path, "a whole number"))
+            .map_err(|_| wrong(self.path(), "a whole number"))
     }
 
     /// A quantity: a whole number of at least 1.
     pub(super) fn quantity(&self) -> Result<i64, AdapterError> {
         let q = self.integer()?;
         if q < 1 {
-            return Err(invalid(&self.path, format!("must be at least 1, got {q}")));
+            return Err(invalid(self.path(), format!("must be at least 1, got {q}")));
         }
         Ok(q)
     }
@@ -157,11 +231,11 @@ impl<'a> Node<'a> {
         let expected = "a string or a whole-number id";
         let text = self
             .number_text()
-            .map_err(|_| wrong(&self.path, expected))?;
+            .map_err(|_| wrong(self.path(), expected))?;
         if text.bytes().all(|b| b.is_ascii_digit()) {
             Ok(text.to_owned())
         } else {
-            Err(wrong(&self.path, expected))
+            Err(wrong(self.path(), expected))
         }
     }
 
@@ -170,14 +244,14 @@ impl<'a> Node<'a> {
         match self.text() {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err(wrong(&self.path, "true or false")),
+            _ => Err(wrong(self.path(), "true or false")),
         }
     }
 
     /// An amount written as a decimal string ("249.00"), the native format's rule.
     pub(super) fn money_string(&self) -> Result<Money, AdapterError> {
         if self.first() != b'"' {
-            return Err(wrong(&self.path, "a decimal string such as \"249.00\""));
+            return Err(wrong(self.path(), "a decimal string such as \"249.00\""));
         }
         self.parse_money(&self.string()?)
     }
@@ -192,7 +266,7 @@ impl<'a> Node<'a> {
 
     fn parse_money(&self, text: &str) -> Result<Money, AdapterError> {
         Money::parse(text.trim()).map_err(|source| AdapterError::Amount {
-            path: display(&self.path),
+            path: display(self.path()),
             source,
         })
     }
@@ -210,7 +284,7 @@ impl<'a> Node<'a> {
     fn at_least_zero(&self, m: Money) -> Result<Money, AdapterError> {
         if m < Money::ZERO {
             return Err(invalid(
-                &self.path,
+                self.path(),
                 format!("must not be negative, got {m}"),
             ));
         }
@@ -222,7 +296,7 @@ impl<'a> Node<'a> {
         let code = self.string()?;
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(invalid(
-                &self.path,
+                self.path(),
                 format!("`{code}` is not an ISO 4217 currency code"),
             ));
         }
@@ -236,12 +310,12 @@ impl<'a> Node<'a> {
             _ => self.number_text()?.to_owned(),
         };
         let rate = Rate::parse_fraction(text.trim()).map_err(|source| AdapterError::Amount {
-            path: display(&self.path),
+            path: display(self.path()),
             source,
         })?;
         if rate > Rate(10_000) {
             return Err(invalid(
-                &self.path,
+                self.path(),
                 format!("rate {text} is above 1 (expected a fraction such as 0.25)"),
             ));
         }
@@ -251,7 +325,7 @@ impl<'a> Node<'a> {
     /// A percentage written as a string ("25", "12.5"), the native format's rule.
     pub(super) fn rate_percent(&self) -> Result<Rate, AdapterError> {
         if self.first() != b'"' {
-            return Err(wrong(&self.path, "a percentage string such as \"25\""));
+            return Err(wrong(self.path(), "a percentage string such as \"25\""));
         }
         self.parse_percent(&self.string()?)
     }
@@ -266,7 +340,7 @@ impl<'a> Node<'a> {
 
     fn parse_percent(&self, text: &str) -> Result<Rate, AdapterError> {
         Rate::parse_percent(text.trim()).map_err(|source| AdapterError::Amount {
-            path: display(&self.path),
+            path: display(self.path()),
             source,
         })
     }
@@ -274,23 +348,26 @@ impl<'a> Node<'a> {
     /// An RFC 3339 timestamp with an offset ("2026-03-02T10:15:00Z", "2008-01-10T11:00:00-05:00").
     pub(super) fn timestamp(&self) -> Result<DateTime<Utc>, AdapterError> {
         let expected = "an RFC 3339 timestamp such as \"2026-03-02T10:15:00Z\"";
-        let s = self.string().map_err(|_| wrong(&self.path, expected))?;
+        let s = self.string().map_err(|_| wrong(self.path(), expected))?;
         DateTime::parse_from_rfc3339(s.trim())
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| wrong(&self.path, expected))
+            .map_err(|_| wrong(self.path(), expected))
     }
 }
 
 impl<'a> Obj<'a> {
     /// The field `key`; `None` when absent or `null` (the channels use both for "none").
     pub(super) fn get(&self, key: &str) -> Option<Node<'a>> {
-        let raw = *self.fields.get(key)?;
+        // The last of duplicate keys wins, as it does for serde's maps.
+        let (name, raw) = self.fields.iter().rev().find(|(name, _)| name == key)?;
         if raw.get() == "null" {
             return None;
         }
         Some(Node {
             raw,
-            path: self.child(key),
+            parent: Rc::clone(&self.path),
+            step: Step::Key(name.clone()),
+            path: OnceCell::new(),
         })
     }
 
@@ -342,16 +419,21 @@ impl<'a> Obj<'a> {
 
     /// The path `key` would have, for messages about fields that are absent.
     pub(super) fn child(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
+        child(&self.path, key)
     }
 
     /// This object's own path.
     pub(super) fn path(&self) -> &str {
         &self.path
+    }
+}
+
+/// The path of the field `key` of the object at `path`.
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
