@@ -59,9 +59,10 @@ create function check_posted_with_lines() returns trigger language plpgsql as $$
 declare
     missing uuid;
 begin
+    -- A subquery per id, which PostgreSQL runs as an index read: written as a join, it was
+    -- planned as a hash join over a scan of every voucher ever posted.
     select u.id into missing from unnest(new.voucher_ids) as u(id)
-        left join lateral (select v.posted_at from vouchers v where v.id = u.id) v on true
-        where v.posted_at is distinct from now()
+        where (select v.posted_at from vouchers v where v.id = u.id) is distinct from now()
         limit 1;
     if found then
         raise exception 'voucher lines for %, which this transaction did not post: lines are inserted right before their voucher, in the transaction that posts it',
