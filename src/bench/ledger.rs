@@ -1,5 +1,5 @@
-//! The ledger's invariants after a bench run, checked with the same queries as the integration
-//! tests' `assert_ledger_invariants`: a fast run that books wrong is not a result.
+//! The ledger's invariants after a bench run: a fast run that books wrong is not a result. The
+//! integration tests' `assert_ledger_invariants` checks their ledgers with these same queries.
 
 use std::fmt;
 

@@ -296,52 +296,23 @@ impl TestApp {
         found.unwrap_or_else(|| panic!("event {source_event_id} was never processed"))
     }
 
-    /// Checks the ledger's invariants: every voucher balances, keys are unique, numbers gapless.
+    /// Checks the ledger's invariants: every voucher balances, keys are unique, numbers gapless,
+    /// every voucher has lines and every credit note its invoice. The queries are the ones
+    /// `shopbridge bench` checks its runs with.
     pub async fn assert_ledger_invariants(&self) {
-        let unbalanced: i64 = sqlx::query_scalar(
-            "select count(*) from (select voucher_id from voucher_lines group by voucher_id having sum(amount) <> 0) x",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(unbalanced, 0, "every voucher balances");
-        let dup_keys: i64 = sqlx::query_scalar(
-            "select count(*) from (select 1 from vouchers group by connection_id, idempotency_key having count(*) > 1) x",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(dup_keys, 0, "no idempotency key twice");
-        let gaps: Vec<(String, i32, i64, i32)> = sqlx::query_as(
-            "select series, year, count(*), max(number) from vouchers group by company_id, series, year",
-        )
-        .fetch_all(&self.db)
-        .await
-        .unwrap();
-        for (series, year, count, max) in gaps {
-            assert_eq!(
-                count,
-                i64::from(max),
-                "numbers of {series} {year} are 1..={max} without gaps"
-            );
-        }
-        let without_lines: i64 = sqlx::query_scalar(
-            "select count(*) from vouchers v where not exists (select 1 from voucher_lines l where l.voucher_id = v.id)",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        assert_eq!(without_lines, 0, "every voucher has lines");
-        let unlinked: i64 = sqlx::query_scalar(
-            "select count(*) from vouchers c where c.kind = 'credit_note' and not exists \
-             (select 1 from vouchers i where i.id = c.reverses and i.kind = 'invoice' and i.connection_id = c.connection_id)",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
+        let check = shopbridge::bench::ledger::LedgerCheck::run(&self.db)
+            .await
+            .unwrap();
+        assert_eq!(check.unbalanced, 0, "every voucher balances: {check}");
+        assert_eq!(check.duplicate_keys, 0, "no idempotency key twice: {check}");
         assert_eq!(
-            unlinked, 0,
-            "every credit note references the invoice it reverses"
+            check.numbering_gaps, 0,
+            "numbers of each series and year are 1..=n without gaps: {check}"
+        );
+        assert_eq!(check.without_lines, 0, "every voucher has lines: {check}");
+        assert_eq!(
+            check.unlinked_credit_notes, 0,
+            "every credit note references the invoice it reverses: {check}"
         );
     }
 
