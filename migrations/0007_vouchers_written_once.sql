@@ -11,17 +11,32 @@
 -- before the commit (src/db/vouchers.rs). The counters are still held only for the last step.
 --
 -- What the database guarantees, and where:
--- - every voucher balances, in the base currency and in each line currency, and has lines:
---   checked when it is inserted, over all its lines (vouchers_balanced, per statement);
+-- - every voucher balances, in the base currency and in each line currency, has lines, all of
+--   its own company, and a number its series' counter handed out: checked when it is
+--   inserted, over all its lines (vouchers_checked, per statement);
 -- - lines join a voucher only before it is posted, in the transaction that posts it:
---   voucher_lines_before_voucher refuses lines whose voucher exists already (so the balance
+--   voucher_lines_checked refuses lines whose voucher exists already (so the balance
 --   checked at insert cannot change), and at commit posting_checks makes sure every voucher
---   that was given lines was posted by this transaction (so no line is left without its
---   voucher, or added to another transaction's);
+--   that was given lines was posted by this transaction, by its transaction id (so no line is
+--   left without its voucher, or added to another transaction's);
 -- - a posted voucher never changes and has its number: `number` is not null again, and
 --   vouchers_immutable refuses any update or delete (the one update of 0006 is gone).
 
 alter table vouchers alter column number set not null;
+
+-- The transaction that posted a voucher, set on insert like posted_at (which is only the
+-- transaction's start time: two transactions can share it, so it cannot tell them apart). The
+-- commit-time check below compares it with the committing transaction's id; existing vouchers
+-- keep null, being committed long ago.
+alter table vouchers add column posted_xact xid8;
+
+create or replace function force_posted_at() returns trigger language plpgsql as $$
+begin
+    new.posted_at := now();
+    -- The top-level transaction, also inside a savepoint.
+    new.posted_xact := pg_current_xact_id();
+    return new;
+end $$;
 
 drop trigger vouchers_numbered on vouchers;
 drop function check_voucher_numbered();
@@ -36,13 +51,68 @@ drop trigger vouchers_balanced_when_numbered on vouchers;
 drop trigger voucher_lines_same_transaction on voucher_lines;
 drop function refuse_late_lines();
 
--- Every voucher balances and has lines, checked over all of its lines when it is inserted: its
--- lines are in by then, and none can be added later. The check is 0006's, which read the
--- vouchers a numbering UPDATE touched from a transition table named `numbered`; the vouchers an
--- INSERT adds are numbered too, and the trigger gives its transition table the same name.
-create trigger vouchers_balanced after insert on vouchers
-    referencing new table as numbered
-    for each statement execute function check_numbered_vouchers_balance();
+-- Inserted vouchers are checked per statement, over all of their lines: their lines are in by
+-- then, and none can be added later. This replaces 0006's check at numbering
+-- (check_numbered_vouchers_balance), which read each voucher's lines twice; it reads them once,
+-- summed per currency. It also checks what 0006 left to the worker: a voucher's lines are of
+-- its own company, and its number was handed out by its series' counter (so that a voucher
+-- inserted by hand cannot take a number the worker will hand out later).
+drop function check_numbered_vouchers_balance();
+
+create function check_new_vouchers() returns trigger language plpgsql as $$
+declare
+    bad record;
+begin
+    -- LATERAL with GROUP BY: an index read of each voucher's lines. The transition table has no
+    -- statistics, and a plain join may be planned as a scan of all voucher lines.
+    select v.idempotency_key, coalesce(sum(c.lines), 0) as lines, coalesce(sum(c.total), 0) as total,
+           min(c.currency) filter (where c.currency_total <> 0) as currency,
+           coalesce(sum(c.foreign_lines), 0) as foreign_lines
+        into bad
+        from new_vouchers v
+        left join lateral (select l.currency, count(*) as lines, sum(l.amount) as total,
+                                  sum(l.currency_amount) as currency_total,
+                                  count(*) filter (where l.company_id <> v.company_id) as foreign_lines
+                           from voucher_lines l where l.voucher_id = v.id
+                           group by l.currency) c on true
+        group by v.id, v.idempotency_key
+        having coalesce(sum(c.lines), 0) = 0 or coalesce(sum(c.total), 0) <> 0
+            or coalesce(bool_or(c.currency_total <> 0), false)
+            or coalesce(sum(c.foreign_lines), 0) > 0
+        limit 1;
+    if found then
+        if bad.lines = 0 then
+            raise exception 'voucher % has no lines', bad.idempotency_key using errcode = '23514';
+        end if;
+        if bad.foreign_lines > 0 then
+            raise exception 'voucher % has lines of another company', bad.idempotency_key
+                using errcode = '23514';
+        end if;
+        if bad.total <> 0 then
+            raise exception 'voucher % does not balance: debits minus credits = % øre',
+                bad.idempotency_key, bad.total using errcode = '23514';
+        end if;
+        raise exception 'voucher % does not balance in %', bad.idempotency_key, bad.currency
+            using errcode = '23514';
+    end if;
+    -- Numbers come from the counters: none beyond its series' last number. With numbers unique
+    -- and counters advanced only as vouchers are posted, that keeps every series 1..n.
+    select v.idempotency_key, v.series, v.year, v.number into bad
+        from new_vouchers v
+        left join voucher_counters c
+            on c.company_id = v.company_id and c.series = v.series and c.year = v.year
+        where c.last_number is null or v.number > c.last_number
+        limit 1;
+    if found then
+        raise exception 'voucher % has number % in % %, which its series'' counter has not handed out',
+            bad.idempotency_key, bad.number, bad.series, bad.year using errcode = '23514';
+    end if;
+    return null;
+end $$;
+
+create trigger vouchers_checked after insert on vouchers
+    referencing new table as new_vouchers
+    for each statement execute function check_new_vouchers();
 
 -- The vouchers a statement gave lines to, checked at commit. A constraint trigger can only be
 -- deferred per row, so each statement that inserts lines records one row here, and the
@@ -62,7 +132,8 @@ begin
     -- A subquery per id, which PostgreSQL runs as an index read: written as a join, it was
     -- planned as a hash join over a scan of every voucher ever posted.
     select u.id into missing from unnest(new.voucher_ids) as u(id)
-        where (select v.posted_at from vouchers v where v.id = u.id) is distinct from now()
+        where (select v.posted_xact from vouchers v where v.id = u.id)
+              is distinct from pg_current_xact_id()
         limit 1;
     if found then
         raise exception 'voucher lines for %, which this transaction did not post: lines are inserted right before their voucher, in the transaction that posts it',
@@ -75,23 +146,57 @@ end $$;
 create constraint trigger posting_checks_at_commit after insert on posting_checks
     deferrable initially deferred for each row execute function check_posted_with_lines();
 
-create function check_lines_before_voucher() returns trigger language plpgsql as $$
+-- One statement trigger for new lines, replacing 0006's account check and 0002's
+-- same-transaction check: each account and each voucher of the statement once (a batch inserts
+-- about thirteen lines per voucher, on a handful of accounts), where those checks read the
+-- accounts and the vouchers once per line.
+drop trigger voucher_lines_accounts on voucher_lines;
+drop function check_line_accounts();
+
+create function check_new_lines() returns trigger language plpgsql as $$
 declare
+    company_ids uuid[];
+    account_numbers integer[];
+    voucher_ids uuid[];
+    locked integer;
+    missing record;
     posted uuid;
 begin
-    -- LATERAL again, for an index read per voucher.
-    select l.voucher_id into posted from (select distinct voucher_id from new_lines) l
-        cross join lateral (select 1 from vouchers v where v.id = l.voucher_id limit 1) v
+    select array_agg(company_id), array_agg(account) into company_ids, account_numbers
+        from (select distinct company_id, account from new_lines) l;
+    if company_ids is null then
+        return null;
+    end if;
+    -- The accounts exist, locked as a foreign key would lock them (KEY SHARE), so that none is
+    -- deleted or renumbered before this transaction ends (accounts_in_use, 0006).
+    select count(*) into locked from (
+        select 1 from accounts a
+            join unnest(company_ids, account_numbers) as u(company_id, number)
+                on a.company_id = u.company_id and a.number = u.number
+            order by a.company_id, a.number
+            for key share of a) l;
+    if locked < cardinality(company_ids) then
+        select u.company_id, u.number into missing from unnest(company_ids, account_numbers) as u(company_id, number)
+            where not exists (select 1 from accounts a
+                              where a.company_id = u.company_id and a.number = u.number)
+            limit 1;
+        raise exception 'voucher line on account %, which company % does not have',
+            missing.number, missing.company_id using errcode = '23503';
+    end if;
+    -- No voucher of these lines is posted yet (LATERAL with LIMIT: an index read per voucher,
+    -- never a scan of all vouchers).
+    select array_agg(distinct voucher_id) into voucher_ids from new_lines;
+    select u.id into posted from unnest(voucher_ids) as u(id)
+        cross join lateral (select 1 from vouchers v where v.id = u.id limit 1) v
         limit 1;
     if found then
         raise exception 'voucher % is posted already: lines can only be added before their voucher is posted, in the same transaction',
             posted using errcode = '23514';
     end if;
-    insert into posting_checks (voucher_ids)
-        select array_agg(distinct voucher_id) from new_lines having count(*) > 0;
+    insert into posting_checks (voucher_ids) values (voucher_ids);
     return null;
 end $$;
 
-create trigger voucher_lines_before_voucher after insert on voucher_lines
+create trigger voucher_lines_checked after insert on voucher_lines
     referencing new table as new_lines
-    for each statement execute function check_lines_before_voucher();
+    for each statement execute function check_new_lines();

@@ -8,6 +8,11 @@
 -- A new order's row was inserted with the state of an order nothing is known about, only to be
 -- locked and overwritten in the same transaction. It is now inserted with no state (null), which
 -- means exactly that; the worker reads null as a new order's state.
-alter table orders alter column state type json using state::json;
-alter table orders alter column state drop not null;
-alter table orders alter column state set compression lz4;
+--
+-- One statement, so the table is rewritten once, compressing the states with LZ4 as it goes.
+-- The rewrite holds an exclusive lock on `orders`: stop the workers before migrating
+-- (docs/operations.md, "Upgrading").
+alter table orders
+    alter column state type json using state::json,
+    alter column state drop not null,
+    alter column state set compression lz4;

@@ -71,6 +71,7 @@ pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
         contexts: Arc::new(crate::worker::contexts::Contexts::default()),
         names: Names::new(&args.broker.queue_prefix),
         settings: args.worker.clone(),
+        settle_lock: Arc::default(),
     }
 }
 

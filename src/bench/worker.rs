@@ -113,6 +113,7 @@ async fn run(args: &WorkerBenchArgs, scratch: &Scratch) -> anyhow::Result<DrainR
         contexts: std::sync::Arc::new(crate::worker::contexts::Contexts::default()),
         names: scratch.names.clone(),
         settings: args.worker.clone(),
+        settle_lock: std::sync::Arc::default(),
     };
     let started = Instant::now();
     let worker = tokio::spawn(crate::worker::run(

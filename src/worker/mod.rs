@@ -38,6 +38,9 @@ pub struct Deps {
     pub names: Names,
     /// Batching, retries.
     pub settings: WorkerSettings,
+    /// Held while a delivery is copied to a retry or the dead-letter queue (and its failure
+    /// recorded): see [`settle::settle`].
+    pub settle_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Consumes until `stop` fires, then finishes the batches in flight and returns. Reconnects to
@@ -148,7 +151,8 @@ async fn consume(
 ///
 /// The deliveries are settled all at once: each one's steps stay in order (a copy confirmed
 /// before its original is acked), but a hundred acks awaited one after another cost a hundred
-/// round trips to lapin's I/O thread, where together they leave in a few writes.
+/// round trips to lapin's I/O thread, where together they leave in a few writes. Copies are
+/// still published one at a time (see [`settle::settle`]).
 pub async fn handle(deps: &Deps, publisher: &Channel, batch: Vec<Incoming>) {
     let outcomes = outcomes(deps, &batch).await;
     futures_util::future::join_all(

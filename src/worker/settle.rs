@@ -14,6 +14,14 @@ use crate::db::events::{self, NewEvent};
 use crate::queue::{RETRY_TIERS, headers, tier_name};
 
 /// Acts on one delivery's outcome.
+///
+/// A delivery that is only acked needs nothing else, and many are settled at once. One that is
+/// copied to a retry queue or the dead-letter queue first waits for `deps.settle_lock`, so that
+/// copies are published (and failures recorded) one at a time, as when deliveries were settled
+/// in turn: lapin hands a returned message (an unroutable copy) to whichever confirm completes
+/// next, so with several copies in flight a return could be matched to the wrong one and an
+/// original acked after a copy that went nowhere; and each failure record takes a connection
+/// from the pool, which a batch of failures at once could drain.
 pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: Outcome) {
     let event_id = item
         .meta
@@ -25,16 +33,19 @@ pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: 
             Ok(())
         }
         Outcome::Failed(reason) => {
+            let _one_at_a_time = deps.settle_lock.lock().await;
             tracing::warn!(%event_id, %reason, "Event dead-lettered.");
             dead_letter(deps, publisher, item, reason).await
         }
         Outcome::Retry(reason) if item.attempt + 1 >= deps.settings.max_attempts => {
+            let _one_at_a_time = deps.settle_lock.lock().await;
             let reason = format!("gave up after {} attempts: {reason}", item.attempt + 1);
             tracing::error!(%event_id, %reason, "Event dead-lettered.");
             record_failure(deps, item, &reason).await;
             dead_letter(deps, publisher, item, &reason).await
         }
         Outcome::Retry(reason) => {
+            let _one_at_a_time = deps.settle_lock.lock().await;
             tracing::info!(%event_id, %reason, attempt = item.attempt + 1, "Event will be retried.");
             retry(deps, publisher, item).await
         }

@@ -456,7 +456,7 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         .await
         .unwrap();
     // Posting by hand as the worker does: the lines of voucher `id`, then the voucher with the
-    // next number; `voucher` false stops after the lines. Returns the open transaction and the
+    // next number of its series' counter; `voucher` false stops after the lines. Returns the open transaction and the
     // first error, if any.
     let posting = |id: Uuid, key: &'static str, lines: &'static str, voucher: bool| {
         let db = app.db.clone();
@@ -474,9 +474,11 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
                 }
             }
             let posted = if voucher {
-                sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
-                             select $1, $2, $3, 'sales', 2026, coalesce(max(number), 0) + 1, '2026-03-02', 'invoice', 'x', $4 \
-                             from vouchers where company_id = $2 and series = 'sales' and year = 2026")
+                sqlx::query("with n as (insert into voucher_counters (company_id, series, year, last_number) values ($2, 'sales', 2026, 1) \
+                                 on conflict (company_id, series, year) do update set last_number = voucher_counters.last_number + 1 \
+                                 returning last_number) \
+                             insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
+                             select $1, $2, $3, 'sales', 2026, n.last_number, '2026-03-02', 'invoice', 'x', $4 from n")
                     .bind(id)
                     .bind(company)
                     .bind(connection)
@@ -555,7 +557,63 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
         .unwrap();
     assert_eq!(lines, 2, "only the owner's lines");
 
-    // A voucher needs its number.
+    // A voucher needs its number, one its series' counter handed out; and its lines must be of
+    // its own company.
+    let mut tx = app.db.begin().await.unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) \
+                 select $1, n, $2, 1500, m, 'NOK', m, 'x', 'receivable' from (values (1, 100), (2, -100)) as l(n, m)")
+        .bind(id)
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
+                           select $1, $2, $3, 'sales', 2026, last_number + 5, '2026-03-02', 'invoice', 'x', 'ahead' \
+                           from voucher_counters where company_id = $2 and series = 'sales' and year = 2026")
+        .bind(id)
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&mut *tx)
+        .await
+        .expect_err("a number beyond the counter");
+    assert!(err.to_string().contains("has not handed out"), "{err}");
+    drop(tx);
+    let other = Uuid::now_v7();
+    sqlx::query("insert into companies (id, name) values ($1, 'Annet AS')")
+        .bind(other)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("insert into accounts (company_id, number, name, account_type) values ($1, 1500, 'Kunder', 'asset')")
+        .bind(other)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) \
+                 select $1, n, c, 1500, m, 'NOK', m, 'x', 'receivable' from (values (1, 100, $2::uuid), (2, -100, $3::uuid)) as l(n, m, c)")
+        .bind(id)
+        .bind(company)
+        .bind(other)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("with n as (update voucher_counters set last_number = last_number + 1 \
+                               where company_id = $2 and series = 'sales' and year = 2026 returning last_number) \
+                           insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
+                           select $1, $2, $3, 'sales', 2026, n.last_number, '2026-03-02', 'invoice', 'x', 'mixed' from n")
+        .bind(id)
+        .bind(company)
+        .bind(conn.connection.id)
+        .execute(&mut *tx)
+        .await
+        .expect_err("lines of another company");
+    assert!(err.to_string().contains("of another company"), "{err}");
+    drop(tx);
+
+    // And it needs a number at all.
     let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', 'unnumbered')")
         .bind(Uuid::now_v7())
         .bind(company)
