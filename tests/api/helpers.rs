@@ -247,10 +247,15 @@ impl TestApp {
         &self.args
     }
 
+    /// The URL of the test's database.
+    pub fn db_url(&self) -> String {
+        format!("{}/{}", pg_server(), self.db_name)
+    }
+
     #[allow(dead_code)] // used by tests/faults
     /// A new pool straight to the test's database, bypassing any proxy the app goes through.
     pub async fn direct_db(&self) -> PgPool {
-        PgPool::connect(&format!("{}/{}", pg_server(), self.db_name))
+        PgPool::connect(&self.db_url())
             .await
             .expect("direct connection to the test database")
     }

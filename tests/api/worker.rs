@@ -419,6 +419,111 @@ async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_post
     app.cleanup().await;
 }
 
+/// Two transactions that start in the same microsecond have the same `now()`. Lines that one
+/// of them inserts for a voucher the other posts must still be refused at its commit: the check
+/// matches the posting transaction by its id. The two sessions are dblink connections driven
+/// from one DO block, begun again and again until their start times are equal (a few thousand
+/// tries here); then one inserts an unbalancing line for the voucher the other posts.
+#[tokio::test]
+async fn lines_of_a_transaction_that_started_in_the_same_microsecond_cannot_join_a_voucher() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, jan_first())
+        .await;
+    sqlx::query("create extension if not exists dblink")
+        .execute(&app.db)
+        .await
+        .expect("dblink (PostgreSQL's contrib) is installed");
+    sqlx::query("create table race (tries int, same_start boolean, outcome text, lines bigint)")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let company: Uuid = sqlx::query_scalar("select id from companies")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let line = |id: &str, n: i32, amount: i64| {
+        format!(
+            "insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, \
+             currency_amount, description, role) values ('{id}', {n}, '{company}', 1500, {amount}, 'NOK', \
+             {amount}, 'x', 'receivable')"
+        )
+    };
+    let x = Uuid::now_v7().to_string();
+    let block = format!(
+        r#"do $race$
+declare ta timestamptz; tb timestamptz; tries int := 0; outcome text;
+begin
+  perform dblink_connect('a', {url});
+  perform dblink_connect('b', {url});
+  loop
+    tries := tries + 1;
+    perform dblink_send_query('a', 'begin');
+    perform dblink_send_query('b', 'begin');
+    perform * from dblink_get_result('a') as t(s text); perform * from dblink_get_result('a') as t(s text);
+    perform * from dblink_get_result('b') as t(s text); perform * from dblink_get_result('b') as t(s text);
+    select t into ta from dblink('a', 'select now()') as (t timestamptz);
+    select t into tb from dblink('b', 'select now()') as (t timestamptz);
+    exit when ta = tb or tries >= 200000;
+    perform dblink_exec('a', 'rollback');
+    perform dblink_exec('b', 'rollback');
+  end loop;
+  if ta = tb then
+    perform dblink_exec('b', {intruder});
+    perform dblink_exec('a', {first});
+    perform dblink_exec('a', {second});
+    perform dblink_exec('a', {voucher});
+    perform dblink_exec('a', 'commit');
+    begin
+      perform dblink_exec('b', 'commit');
+      outcome := 'committed';
+    exception when others then
+      outcome := sqlerrm;
+    end;
+  end if;
+  insert into race select tries, ta = tb, outcome, (select count(*) from voucher_lines where voucher_id = '{x}');
+  perform dblink_disconnect('a');
+  perform dblink_disconnect('b');
+end $race$"#,
+        url = quote(&app.db_url()),
+        intruder = quote(&line(&x, 91, 1_000_000)),
+        first = quote(&line(&x, 1, 100)),
+        second = quote(&line(&x, 2, -100)),
+        voucher = quote(&format!(
+            "with n as (insert into voucher_counters (company_id, series, year, last_number) \
+             values ('{company}', 'sales', 2026, 1) on conflict (company_id, series, year) \
+             do update set last_number = voucher_counters.last_number + 1 returning last_number) \
+             insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, \
+             kind, description, idempotency_key) select '{x}', '{company}', '{}', 'sales', 2026, \
+             n.last_number, '2026-03-02', 'invoice', 'x', 'race' from n",
+            conn.connection.id
+        )),
+    );
+    sqlx::raw_sql(&block).execute(&app.db).await.unwrap();
+    let (tries, same_start, outcome, lines): (i32, bool, Option<String>, i64) =
+        sqlx::query_as("select * from race")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        same_start,
+        "no two transactions started in the same microsecond in {tries} tries"
+    );
+    let outcome = outcome.unwrap_or_default();
+    assert!(
+        outcome.contains("did not post"),
+        "the intruder's commit is refused (after {tries} tries): {outcome}"
+    );
+    assert_eq!(lines, 2, "the voucher keeps its own two lines");
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+/// `s` as an SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 #[tokio::test]
 async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
     let app = TestApp::spawn().await;
