@@ -20,7 +20,9 @@
 --   that was given lines was posted by this transaction, by its transaction id (so no line is
 --   left without its voucher, or added to another transaction's);
 -- - a posted voucher never changes and has its number: `number` is not null again, and
---   vouchers_immutable refuses any update or delete (the one update of 0006 is gone).
+--   vouchers_immutable refuses any update or delete (the one update of 0006 is gone);
+-- - numbers come from the counters: a counter only goes up (voucher_counters_only_up), and a
+--   voucher's number must be one its counter has handed out (vouchers_checked).
 
 alter table vouchers alter column number set not null;
 
@@ -96,7 +98,8 @@ begin
             using errcode = '23514';
     end if;
     -- Numbers come from the counters: none beyond its series' last number. With numbers unique
-    -- and counters advanced only as vouchers are posted, that keeps every series 1..n.
+    -- and counters only going up (voucher_counters_only_up below), a voucher inserted by hand
+    -- cannot take a number the worker will hand out later.
     select v.idempotency_key, v.series, v.year, v.number into bad
         from new_vouchers v
         left join voucher_counters c
@@ -113,6 +116,25 @@ end $$;
 create trigger vouchers_checked after insert on vouchers
     referencing new table as new_vouchers
     for each statement execute function check_new_vouchers();
+
+-- The counters hand out numbers: a counter never goes down, is never deleted or moved to another
+-- series (which would hand out numbers already taken). Raising one by hand without posting
+-- would leave a gap, which the database does not catch. One row trigger per series and batch.
+create function refuse_counter_change() returns trigger language plpgsql as $$
+begin
+    if tg_op = 'UPDATE'
+       and (new.company_id, new.series, new.year) = (old.company_id, old.series, old.year)
+       and new.last_number >= old.last_number then
+        return new;
+    end if;
+    raise exception 'voucher counters only go up: % % % cannot be changed from % that way',
+        old.company_id, old.series, old.year, old.last_number using errcode = '23514';
+end $$;
+
+create trigger voucher_counters_only_up before update or delete on voucher_counters
+    for each row execute function refuse_counter_change();
+create trigger voucher_counters_no_truncate before truncate on voucher_counters
+    for each statement execute function refuse_voucher_change();
 
 -- The vouchers a statement gave lines to, checked at commit. A constraint trigger can only be
 -- deferred per row, so each statement that inserts lines records one row here, and the
@@ -136,7 +158,7 @@ begin
               is distinct from pg_current_xact_id()
         limit 1;
     if found then
-        raise exception 'voucher lines for %, which this transaction did not post: lines are inserted right before their voucher, in the transaction that posts it',
+        raise exception 'voucher % has lines, but this transaction did not post it: lines are inserted right before their voucher, in the transaction that posts it',
             missing using errcode = '23514';
     end if;
     delete from posting_checks where id = new.id;
@@ -180,6 +202,12 @@ begin
             where not exists (select 1 from accounts a
                               where a.company_id = u.company_id and a.number = u.number)
             limit 1;
+        if not found then
+            -- Every account exists now, but one was renumbered or replaced while this waited
+            -- for its lock: a retry will see the chart as it is.
+            raise exception 'the chart of accounts changed while these lines were being posted'
+                using errcode = '40001';
+        end if;
         raise exception 'voucher line on account %, which company % does not have',
             missing.number, missing.company_id using errcode = '23503';
     end if;
@@ -190,7 +218,7 @@ begin
         cross join lateral (select 1 from vouchers v where v.id = u.id limit 1) v
         limit 1;
     if found then
-        raise exception 'voucher % is posted already: lines can only be added before their voucher is posted, in the same transaction',
+        raise exception 'voucher % is posted already, or in this same statement: lines go in before their voucher, in an earlier statement of the transaction that posts it',
             posted using errcode = '23514';
     end if;
     insert into posting_checks (voucher_ids) values (voucher_ids);

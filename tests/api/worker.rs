@@ -718,6 +718,15 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
     assert!(err.to_string().contains("of another company"), "{err}");
     drop(tx);
 
+    // The counters cannot go down or be deleted: they would hand out numbers already taken.
+    for sql in [
+        "update voucher_counters set last_number = last_number - 1",
+        "delete from voucher_counters",
+    ] {
+        let err = sqlx::query(sql).execute(&app.db).await.expect_err(sql);
+        assert!(err.to_string().contains("only go up"), "{sql}: {err}");
+    }
+
     // And it needs a number at all.
     let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, voucher_date, kind, description, idempotency_key) values ($1, $2, $3, 'sales', 2026, '2026-03-02', 'invoice', 'x', 'unnumbered')")
         .bind(Uuid::now_v7())
