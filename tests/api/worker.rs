@@ -664,15 +664,9 @@ async fn posted_vouchers_cannot_be_changed_deleted_or_unbalanced() {
 
     // A voucher needs its number, one its series' counter handed out; and its lines must be of
     // its own company.
-    let mut tx = app.db.begin().await.unwrap();
     let id = Uuid::now_v7();
-    sqlx::query("insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, currency_amount, description, role) \
-                 select $1, n, $2, 1500, m, 'NOK', m, 'x', 'receivable' from (values (1, 100), (2, -100)) as l(n, m)")
-        .bind(id)
-        .bind(company)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let (mut tx, lines) = posting(id, "ahead", balanced, false).await;
+    lines.unwrap();
     let err = sqlx::query("insert into vouchers (id, company_id, connection_id, series, year, number, voucher_date, kind, description, idempotency_key) \
                            select $1, $2, $3, 'sales', 2026, last_number + 5, '2026-03-02', 'invoice', 'x', 'ahead' \
                            from voucher_counters where company_id = $2 and series = 'sales' and year = 2026")
