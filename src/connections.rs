@@ -141,12 +141,26 @@ pub async fn add(
     vault: &Vault,
     input: AddConnection,
 ) -> Result<Added, ConnectionError> {
-    insert(db, vault, input, "active").await
+    let added = insert(db, vault, input, "active", None).await?;
+    // Without a form id the insert always returns its row.
+    added.ok_or(ConnectionError::Db(sqlx::Error::RowNotFound))
+}
+
+/// What [`add_draft`] did. (Not `Debug`: it can hold a secret.)
+pub enum Draft {
+    /// A new draft, with the secret to show this once.
+    Added(Added),
+    /// The same form added this connection before (a reload posts it again); its secret was
+    /// shown then and is not shown again.
+    Existing(ConnectionRow),
 }
 
 /// Adds a draft connection, as the console's "Legg til ny kobling" does: it has credentials
 /// at once, but answers 403 to webhooks until its settings are saved
 /// ([`crate::ops::books::update_connection`]), so nothing is posted with settings nobody chose.
+///
+/// `form` is the id the console's form carries: posting the same form again returns the
+/// connection it added, so a reload does not add a second draft.
 ///
 /// # Errors
 /// [`ConnectionError::Invalid`] for an empty name, or a database error.
@@ -155,7 +169,8 @@ pub async fn add_draft(
     vault: &Vault,
     name: &str,
     channel: Channel,
-) -> Result<Added, ConnectionError> {
+    form: Uuid,
+) -> Result<Draft, ConnectionError> {
     let input = AddConnection {
         name: name.to_owned(),
         channel,
@@ -164,15 +179,26 @@ pub async fn add_draft(
         department: None,
         location: None,
     };
-    insert(db, vault, input, "draft").await
+    match insert(db, vault, input, "draft", Some(form)).await? {
+        Some(added) => Ok(Draft::Added(added)),
+        None => {
+            let existing = q::by_form(&mut *db.acquire().await?, form).await?;
+            // The form's connection was deleted since: the form is spent all the same.
+            existing
+                .map(Draft::Existing)
+                .ok_or_else(|| invalid("form", "already used"))
+        }
+    }
 }
 
+/// Inserts a connection and its first secret; `None` when `form` already added one.
 async fn insert(
     db: &PgPool,
     vault: &Vault,
     input: AddConnection,
     status: &'static str,
-) -> Result<Added, ConnectionError> {
+    form: Option<Uuid>,
+) -> Result<Option<Added>, ConnectionError> {
     let name = input.name.trim().to_owned();
     if name.is_empty() {
         return Err(invalid("name", "must not be empty"));
@@ -194,12 +220,15 @@ async fn insert(
         department: non_empty(input.department),
         client_id: new_client_id(),
         status,
+        form,
     };
-    let connection = q::insert(&mut tx, &new).await?;
+    let Some(connection) = q::insert(&mut tx, &new).await? else {
+        return Ok(None);
+    };
     let secret = Secret::generate(input.channel);
     store_secret(&mut tx, vault, id, &secret).await?;
     tx.commit().await?;
-    Ok(Added { connection, secret })
+    Ok(Some(Added { connection, secret }))
 }
 
 /// Gives a connection a new signing secret: `new`, or a generated one when `None`. The old one

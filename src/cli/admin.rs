@@ -301,4 +301,13 @@ pub enum UsersCommand {
         #[command(flatten)]
         op: OperatorArgs,
     },
+    /// Enable a disabled user again: they can log in with their password.
+    Enable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Common settings.
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
 }

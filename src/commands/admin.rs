@@ -525,5 +525,14 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             println!("Disabled {email}; their sessions have ended.");
             Ok(())
         }
+        UsersCommand::Enable { email, op } => {
+            let pool = open(&op).await?;
+            u::enable(&pool, &email).await?;
+            if op.json {
+                return print_json(&json!({"email": email, "disabled": false}));
+            }
+            println!("Enabled {email}; they can log in again.");
+            Ok(())
+        }
     }
 }

@@ -18,7 +18,7 @@ use super::i18n::{Texts, fill};
 use super::layout::{Nav, Notice, badge, copyable, csrf, notice, page};
 use super::{Ctx, Form, PageError};
 use crate::channel::Channel;
-use crate::connections::{self, webhook_url};
+use crate::connections::{self, Draft, webhook_url};
 use crate::db::books::{self as books_db, AccountRow, Dimension, DimensionRow};
 use crate::db::connections::{self as q, ConnectionRow};
 use crate::http::AppState;
@@ -70,19 +70,21 @@ async fn list(
 ) -> Result<Markup, PageError> {
     let rows = q::list(&mut *app.db.acquire().await?).await?;
     let last = last_events(&app).await?;
-    Ok(list_page(&ctx, &rows, &last, q.add.as_deref(), None))
+    let add = q.add.as_deref().map(|channel| (channel, Uuid::new_v4()));
+    Ok(list_page(&ctx, &rows, &last, add, None))
 }
 
+/// `add`: the channel whose name panel is open, and the id its form carries.
 fn list_page(
     ctx: &Ctx,
     rows: &[ConnectionRow],
     last: &HashMap<Uuid, DateTime<Utc>>,
-    add: Option<&str>,
+    add: Option<(&str, Uuid)>,
     name_error: Option<&str>,
 ) -> Markup {
     let t = ctx.t();
-    let panel = add.map(|add| match add.parse::<Channel>() {
-        Ok(channel) => name_panel(ctx, channel, name_error),
+    let panel = add.map(|(add, form)| match add.parse::<Channel>() {
+        Ok(channel) => name_panel(ctx, channel, form, name_error),
         Err(_) => channel_panel(t),
     });
     let body = html! {
@@ -146,7 +148,8 @@ fn channel_panel(t: &Texts) -> Markup {
     }
 }
 
-fn name_panel(ctx: &Ctx, channel: Channel, error: Option<&str>) -> Markup {
+/// The name panel; `form` identifies this form, so posting it twice adds one connection.
+fn name_panel(ctx: &Ctx, channel: Channel, form: Uuid, error: Option<&str>) -> Markup {
     let t = ctx.t();
     let title = fill(t.new_connection_title, &[t.channel(channel.as_str())]);
     html! {
@@ -155,6 +158,7 @@ fn name_panel(ctx: &Ctx, channel: Channel, error: Option<&str>) -> Markup {
             form.stack method="post" action="/console/connections" {
                 (csrf(ctx))
                 input type="hidden" name="channel" value=(channel.as_str());
+                input type="hidden" name="form" value=(form);
                 (text_field("name", t.connection_name, "", Some(t.connection_name_hint), error, true))
                 div.actions {
                     button.primary type="submit" { (t.save) }
@@ -203,6 +207,8 @@ fn described_by(id: &str, hint: bool, error: bool) -> Option<String> {
 pub struct CreateForm {
     channel: String,
     name: String,
+    /// The form's id (a page from before forms had one posts none, and gets a fresh one).
+    form: Option<Uuid>,
 }
 
 /// POST /console/connections: adds a draft connection and shows its credentials, the key
@@ -214,6 +220,7 @@ async fn create(
 ) -> Result<Response, PageError> {
     let t = ctx.t();
     let channel: Channel = form.channel.parse().map_err(|_| PageError::BadRequest)?;
+    let form_id = form.form.unwrap_or_else(Uuid::new_v4);
     let name = form.name.trim();
     let error = if name.is_empty() {
         Some(t.err_required)
@@ -225,12 +232,24 @@ async fn create(
     if let Some(error) = error {
         let rows = q::list(&mut *app.db.acquire().await?).await?;
         let last = last_events(&app).await?;
-        let page = list_page(&ctx, &rows, &last, Some(channel.as_str()), Some(error));
+        let add = Some((channel.as_str(), form_id));
+        let page = list_page(&ctx, &rows, &last, add, Some(error));
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let added = connections::add_draft(&app.db, app.cache.vault(), name, channel)
+    let draft = connections::add_draft(&app.db, app.cache.vault(), name, channel, form_id)
         .await
         .map_err(connection_error)?;
+    let added = match draft {
+        Draft::Added(added) => added,
+        Draft::Existing(c) => {
+            // The same form again (a reload after adding): show what it added, not a new one.
+            return Ok(Redirect::to(&format!(
+                "/console/connections/{}/credentials?again=1",
+                c.id
+            ))
+            .into_response());
+        }
+    };
     tracing::info!(connection = %added.connection.id, user = %ctx.session.user_id, "connection added in the console");
     let created = fill(t.created_notice, &[&added.connection.name]);
     Ok((
@@ -593,14 +612,23 @@ async fn save_configuration(
         .into_response())
 }
 
-/// GET /console/connections/{id}/credentials
+/// GET /console/connections/{id}/credentials; `?again=1` after the form that added it was
+/// posted a second time.
 async fn credentials(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Markup, PageError> {
     let c = load(&app, &id).await?;
-    Ok(credentials_page(&app, &ctx, &c, None, &[]))
+    let t = ctx.t();
+    let again = fill(t.added_before, &[&c.name]);
+    let messages: &[(Notice, &str)] = if q.contains_key("again") {
+        &[(Notice::Warn, &again)]
+    } else {
+        &[]
+    };
+    Ok(credentials_page(&app, &ctx, &c, None, messages))
 }
 
 fn credentials_page(

@@ -202,6 +202,22 @@ pub async fn disable(db: &PgPool, email: &str) -> Result<(), UserError> {
     .await
 }
 
+/// Lets a disabled user log in again. Its sessions ended when it was disabled, so there are
+/// none to keep or end; enabling an active user changes nothing.
+///
+/// # Errors
+/// [`UserError::NotFound`], or a database error.
+pub async fn enable(db: &PgPool, email: &str) -> Result<(), UserError> {
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "update users set disabled_at = null where lower(email) = lower($1) returning id",
+    )
+    .bind(email.trim())
+    .fetch_optional(db)
+    .await?;
+    id.map(drop)
+        .ok_or_else(|| UserError::NotFound(email.trim().to_owned()))
+}
+
 /// Runs `update` (which takes the email and `value`, and returns the user's id) and ends the
 /// user's sessions, in one transaction.
 async fn change_and_end_sessions(

@@ -73,6 +73,9 @@ pub struct NewConnection {
     pub client_id: String,
     /// `active`, or `draft` until its settings are saved.
     pub status: &'static str,
+    /// The console form that adds it, when one does: a second connection with the same form id
+    /// is not inserted.
+    pub form: Option<Uuid>,
 }
 
 const CONNECTION_COLUMNS: &str = "id, company_id, name, channel, status, process_orders_from, \
@@ -92,12 +95,16 @@ pub async fn default_company(db: &mut PgConnection) -> sqlx::Result<Uuid> {
 ///
 /// # Errors
 /// A database error (e.g. an unknown company).
-pub async fn insert(db: &mut PgConnection, new: &NewConnection) -> sqlx::Result<ConnectionRow> {
+pub async fn insert(
+    db: &mut PgConnection,
+    new: &NewConnection,
+) -> sqlx::Result<Option<ConnectionRow>> {
     sqlx::query_as(&format!(
         "insert into connections (id, company_id, name, channel, process_orders_from, \
-             prepaid_account, location, department, client_id, status) \
+             prepaid_account, location, department, client_id, status, created_by_form) \
          values ($1, $2, $3, $4, coalesce($5, current_date), coalesce($6, '1522'), $7, $8, $9, \
-                 $10) \
+                 $10, $11) \
+         on conflict (created_by_form) do nothing \
          returning {CONNECTION_COLUMNS}"
     ))
     .bind(new.id)
@@ -110,7 +117,21 @@ pub async fn insert(db: &mut PgConnection, new: &NewConnection) -> sqlx::Result<
     .bind(&new.department)
     .bind(&new.client_id)
     .bind(new.status)
-    .fetch_one(db)
+    .bind(new.form)
+    .fetch_optional(db)
+    .await
+}
+
+/// The connection a console form added, if it added one.
+///
+/// # Errors
+/// A database error.
+pub async fn by_form(db: &mut PgConnection, form: Uuid) -> sqlx::Result<Option<ConnectionRow>> {
+    sqlx::query_as(&format!(
+        "select {CONNECTION_COLUMNS} from connections where created_by_form = $1"
+    ))
+    .bind(form)
+    .fetch_optional(db)
     .await
 }
 

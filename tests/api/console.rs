@@ -310,6 +310,13 @@ async fn login_opens_a_strict_http_only_session_and_logout_ends_it() {
     // A disabled user cannot log in.
     users::disable(&app.db, EMAIL).await.unwrap();
     assert_eq!(c.login(EMAIL, PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    // Enabled again, the same password opens the console.
+    users::enable(&app.db, EMAIL).await.unwrap();
+    assert_eq!(c.login(EMAIL, PASSWORD).await.0, StatusCode::SEE_OTHER);
+    assert!(matches!(
+        users::enable(&app.db, "nobody@example.no").await,
+        Err(users::UserError::NotFound(_))
+    ));
     app.cleanup().await;
 }
 
@@ -375,16 +382,15 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
     assert!(page.contains("aria-invalid=\"true\""));
     assert_eq!(connection_count(&app).await, 0);
 
-    let (status, _, page) = c
-        .post(
-            "/console/connections",
-            &[
-                ("channel", "nettbutikk"),
-                ("name", "Min nettbutikk"),
-                ("csrf", &csrf),
-            ],
-        )
-        .await;
+    let (_, _, panel) = c.get("/console/connections?add=nettbutikk").await;
+    let form_id = input_value(&panel, "name=\"form\"").expect("the form carries an id");
+    let add = [
+        ("channel", "nettbutikk"),
+        ("name", "Min nettbutikk"),
+        ("form", form_id.as_str()),
+        ("csrf", csrf.as_str()),
+    ];
+    let (status, _, page) = c.post("/console/connections", &add).await;
     assert_eq!(status, StatusCode::CREATED);
     let key = input_value(&page, "id=\"client-key\"").expect("the key is shown once");
     let client_id = input_value(&page, "id=\"client-id\"").unwrap();
@@ -405,6 +411,23 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
         .await;
     assert!(input_value(&page, "id=\"client-key\"").is_none());
     assert!(!page.contains(&key));
+
+    // A reload posts the same form again: it leads to the same connection, adds none, and
+    // does not show the key again.
+    let (status, headers, _) = c.post("/console/connections", &add).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let again = format!("/console/connections/{id}/credentials?again=1");
+    assert_eq!(headers[LOCATION], again.as_str());
+    assert_eq!(connection_count(&app).await, 1);
+    let (_, _, page) = c.get(&again).await;
+    assert!(
+        page.contains("ble lagt til av det samme skjemaet tidligere"),
+        "{page}"
+    );
+    assert!(!page.contains(&key));
+    // A fresh panel is a fresh form.
+    let (_, _, panel) = c.get("/console/connections?add=nettbutikk").await;
+    assert_ne!(input_value(&panel, "name=\"form\"").unwrap(), form_id);
 
     // A draft refuses events.
     let secret = Secret::new(key);

@@ -96,6 +96,7 @@ pub const EN: Texts = Texts {
     rotate_hint: "The old key keeps working for 24 hours, so the shop can switch without a failed delivery.",
     created_notice: "The connection “{}” is created.",
     created_next: "Next: copy the key, open “Configuration” and press “Save” to activate the connection.",
+    added_before: "The connection “{}” was added by the same form before, so no new one was added. The key is shown only once: make a new key if you did not copy it.",
     rotated_notice: "A new key is made.",
     disable: "Disable the connection",
     enable: "Enable the connection",

@@ -96,6 +96,7 @@ pub const NB: Texts = Texts {
     rotate_hint: "Den gamle nøkkelen virker i 24 timer til, så butikken kan bytte uten at en levering feiler.",
     created_notice: "Koblingen «{}» er opprettet.",
     created_next: "Neste steg: kopier nøkkelen, åpne «Konfigurasjon» og trykk «Lagre» for å aktivere koblingen.",
+    added_before: "Koblingen «{}» ble lagt til av det samme skjemaet tidligere, så det ble ikke lagt til en ny. Nøkkelen vises bare én gang: lag en ny nøkkel hvis du ikke kopierte den.",
     rotated_notice: "En ny nøkkel er laget.",
     disable: "Deaktiver koblingen",
     enable: "Aktiver koblingen",
