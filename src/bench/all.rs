@@ -286,12 +286,28 @@ async fn backlog(
     .await?;
     let postgres = postgres_cpu(&scratch.pool, &Service::application_name("worker")).await?;
     let usage = worker.stop().await?;
-    let drain = backlog.report(&scratch.pool, elapsed).await?;
+    eprintln!("backlog: writing the drained rows bare (the drain's floor) ...");
+    let drain = backlog
+        .report(&scratch.pool, elapsed, &worker_settings_from_env()?)
+        .await?;
     eprintln!(
         "backlog: {:.0} events/s",
         per_sec(drain.distinct, drain.elapsed)
     );
     Ok((drain, usage, postgres))
+}
+
+/// The settings the `worker` child reads from the environment (`SHOPBRIDGE_BATCH_SIZE`, ...).
+fn worker_settings_from_env() -> anyhow::Result<crate::config::WorkerSettings> {
+    #[derive(clap::Parser)]
+    struct FromEnv {
+        #[command(flatten)]
+        worker: crate::config::WorkerSettings,
+    }
+    use clap::Parser as _;
+    Ok(FromEnv::try_parse_from(["worker"])
+        .context("bad worker settings in the environment")?
+        .worker)
 }
 
 /// Waits until `distinct` events of `connections` are posted, printing progress under `label`;

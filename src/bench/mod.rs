@@ -2,6 +2,7 @@
 //! person reading numbers, never by a test asserting a wall-clock time. See docs/benchmarks.md.
 
 pub mod all;
+pub mod floor;
 pub mod ingest;
 pub mod ledger;
 pub mod mix;

@@ -13,6 +13,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
+use super::floor::{self, FloorReport};
 use super::mix::{self, MixShape};
 use super::{Scratch, per_sec};
 use crate::channel::Channel;
@@ -55,6 +56,8 @@ pub struct DrainReport {
     pub vouchers: i64,
     /// Events by final status.
     pub statuses: Vec<(String, i64)>,
+    /// The same rows written bare, with nothing else to do: the most any drain could do.
+    pub floor: FloorReport,
 }
 
 impl DrainReport {
@@ -84,7 +87,13 @@ impl fmt::Display for DrainReport {
             .iter()
             .map(|(s, n)| format!("{s} {n}"))
             .collect();
-        write!(f, "  events: {}", statuses.join(", "))
+        writeln!(f, "  events: {}", statuses.join(", "))?;
+        write!(
+            f,
+            "{}\n  the drain ran at {:.2} × its floor",
+            self.floor,
+            self.drain_per_sec() / self.floor.events_per_sec()
+        )
     }
 }
 
@@ -127,7 +136,7 @@ async fn run(args: &WorkerBenchArgs, scratch: &Scratch) -> anyhow::Result<DrainR
     stop.cancel();
     worker.await.context("worker panicked")??;
     waited?;
-    backlog.report(&scratch.pool, elapsed).await
+    backlog.report(&scratch.pool, elapsed, &args.worker).await
 }
 
 /// A backlog queued straight into the events queue, as receivers would have queued it.
@@ -179,14 +188,16 @@ impl Backlog {
         })
     }
 
-    /// The report of a drain of this backlog that took `elapsed`.
+    /// The report of a drain of this backlog that took `elapsed`, with its floor measured in
+    /// batches and at the concurrency of `settings` (the drain's worker's).
     ///
     /// # Errors
-    /// When the database cannot be read.
+    /// When the database cannot be read or written.
     pub async fn report(
         &self,
         pool: &sqlx::PgPool,
         elapsed: Duration,
+        settings: &WorkerSettings,
     ) -> anyhow::Result<DrainReport> {
         let vouchers: i64 =
             sqlx::query_scalar("select count(*) from vouchers where connection_id = any($1)")
@@ -200,6 +211,13 @@ impl Backlog {
         .bind(&self.connections)
         .fetch_all(pool)
         .await?;
+        let floor = floor::measure(
+            pool,
+            &self.connections,
+            settings.batch_size,
+            settings.concurrency,
+        )
+        .await?;
         Ok(DrainReport {
             queued: self.queued,
             distinct: self.distinct,
@@ -207,6 +225,7 @@ impl Backlog {
             elapsed,
             vouchers,
             statuses,
+            floor,
         })
     }
 }
