@@ -7,7 +7,7 @@ use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::i18n::{LANG_COOKIE, Lang, cookie};
+use super::i18n::{LANG_COOKIE, Lang, cookie, fill};
 use super::layout::{Notice, bare, notice};
 use super::{Ctx, Form, PageError, SESSION_COOKIE, local_path, secure_cookies, set_cookie, users};
 use crate::http::AppState;
@@ -116,9 +116,36 @@ pub async fn login(
         .as_deref()
         .and_then(local_path)
         .unwrap_or("/console");
+    let t = Lang::negotiate(&headers).texts();
+    // Too many failures in a row for this address: it waits, and its password is not even
+    // checked (no hash is spent on a guess). Per address, not per client: behind the TLS proxy
+    // the console should sit behind, every client has the proxy's address; limiting requests per
+    // client address belongs in that proxy (docs/console.md).
+    if let Some(wait) = users::login_wait(&app.db, &form.email).await? {
+        tracing::warn!(
+            email = form.email.trim(),
+            wait_s = wait.as_secs(),
+            "console login throttled"
+        );
+        let minutes = wait.as_secs().div_ceil(60).max(1).to_string();
+        let text = fill(t.login_throttled, &[&minutes]);
+        let mut response = login_response(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+            next,
+            &form.email,
+            Some((Notice::Error, &text)),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(response);
+    }
     let Some(user) = users::authenticate(&app.db, &form.email, &form.password).await? else {
         tracing::info!(email = form.email.trim(), "console login refused");
-        let t = Lang::negotiate(&headers).texts();
+        users::record_login_failure(&app.db, &form.email).await?;
         return Ok(login_response(
             &app,
             StatusCode::UNAUTHORIZED,
@@ -128,6 +155,7 @@ pub async fn login(
             Some((Notice::Error, t.login_failed)),
         ));
     };
+    users::clear_login_failures(&app.db, &form.email).await?;
     let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;
     tracing::info!(user = %user.id, "console login");
     let secure = secure_cookies(&app);

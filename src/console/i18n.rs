@@ -251,6 +251,7 @@ pub struct Texts {
     pub password: &'static str,
     pub login_button: &'static str,
     pub login_failed: &'static str,
+    pub login_throttled: &'static str,
     pub logged_out: &'static str,
 
     pub error_title: &'static str,
@@ -470,6 +471,7 @@ mod tests {
             t.new_connection_title,
             t.created_notice,
             t.added_before,
+            t.login_throttled,
             t.replay_shown,
             t.event_title,
             t.replay_summary,

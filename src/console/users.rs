@@ -5,6 +5,7 @@
 //! is 32 random bytes in an HttpOnly cookie; only their SHA-256 is stored, as for API tokens.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -171,7 +172,7 @@ pub async fn list(db: &PgPool) -> Result<Vec<User>, UserError> {
     .await?)
 }
 
-/// Gives a user a new password and ends its sessions.
+/// Gives a user a new password, ends its sessions and clears its failed logins.
 ///
 /// # Errors
 /// [`UserError::WeakPassword`], [`UserError::NotFound`], or a database error.
@@ -184,7 +185,9 @@ pub async fn set_password(db: &PgPool, email: &str, password: &str) -> Result<()
         "update users set password_hash = $2 where lower(email) = lower($1) returning id",
         Some(hash),
     )
-    .await
+    .await?;
+    // The operator has acted: the address need not wait out earlier failures.
+    clear_login_failures(db, email).await
 }
 
 /// Disables a user (it can no longer log in) and ends its sessions.
@@ -202,8 +205,8 @@ pub async fn disable(db: &PgPool, email: &str) -> Result<(), UserError> {
     .await
 }
 
-/// Lets a disabled user log in again. Its sessions ended when it was disabled, so there are
-/// none to keep or end; enabling an active user changes nothing.
+/// Lets a disabled user log in again, and clears its failed logins. Its sessions ended when it
+/// was disabled, so there are none to keep or end.
 ///
 /// # Errors
 /// [`UserError::NotFound`], or a database error.
@@ -214,8 +217,10 @@ pub async fn enable(db: &PgPool, email: &str) -> Result<(), UserError> {
     .bind(email.trim())
     .fetch_optional(db)
     .await?;
-    id.map(drop)
-        .ok_or_else(|| UserError::NotFound(email.trim().to_owned()))
+    if id.is_none() {
+        return Err(UserError::NotFound(email.trim().to_owned()));
+    }
+    clear_login_failures(db, email).await
 }
 
 /// Runs `update` (which takes the email and `value`, and returns the user's id) and ends the
@@ -272,6 +277,83 @@ pub async fn authenticate(
     };
     let ok = verify(password, row.password_hash).await;
     Ok((ok && row.user.disabled_at.is_none()).then_some(row.user))
+}
+
+/// Failed logins in a row an address may have before it must wait.
+pub const FREE_FAILURES: i32 = 5;
+/// Failures further apart than this start the count again. Longer than [`MAX_WAIT`], so an
+/// address that keeps guessing stays at the longest wait.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// The wait after the [`FREE_FAILURES`]th failure; it doubles with each further one.
+pub const FIRST_WAIT: Duration = Duration::from_secs(30);
+/// The longest wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The wait after `failures` failures in a row.
+#[must_use]
+pub fn wait_after(failures: i32) -> Duration {
+    let beyond = u32::try_from(failures - FREE_FAILURES + 1).unwrap_or(0);
+    if beyond == 0 {
+        return Duration::ZERO;
+    }
+    FIRST_WAIT
+        .checked_mul(2u32.saturating_pow(beyond - 1))
+        .unwrap_or(MAX_WAIT)
+        .min(MAX_WAIT)
+}
+
+/// How long `email` must still wait before its next login attempt, if it must (too many
+/// failures in a row). The password is not checked while it waits.
+///
+/// # Errors
+/// A database error.
+pub async fn login_wait(db: &PgPool, email: &str) -> Result<Option<Duration>, UserError> {
+    let row: Option<(i32, f64)> = sqlx::query_as(
+        "select failures, extract(epoch from now() - last_failure_at)::float8 \
+         from login_failures where email = lower($1)",
+    )
+    .bind(email.trim())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(|(failures, since)| {
+        let since = Duration::try_from_secs_f64(since.max(0.0)).unwrap_or(Duration::MAX);
+        let wait = wait_after(failures).saturating_sub(since);
+        (!wait.is_zero()).then_some(wait)
+    }))
+}
+
+/// Counts a failed login of `email`, and removes counts too old to matter.
+///
+/// # Errors
+/// A database error.
+pub async fn record_login_failure(db: &PgPool, email: &str) -> Result<(), UserError> {
+    let window = FAILURE_WINDOW.as_secs_f64();
+    sqlx::query(
+        "with old as (delete from login_failures \
+                      where last_failure_at < now() - make_interval(secs => $2) and email <> lower($1)) \
+         insert into login_failures (email, failures, last_failure_at) values (lower($1), 1, now()) \
+         on conflict (email) do update set \
+             failures = case when login_failures.last_failure_at < now() - make_interval(secs => $2) \
+                             then 1 else login_failures.failures + 1 end, \
+             last_failure_at = now()",
+    )
+    .bind(email.trim())
+    .bind(window)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the failed logins of `email` (after it logged in).
+///
+/// # Errors
+/// A database error.
+pub async fn clear_login_failures(db: &PgPool, email: &str) -> Result<(), UserError> {
+    sqlx::query("delete from login_failures where email = lower($1)")
+        .bind(email.trim())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// A signed-in operator, as every console page sees it.
@@ -369,6 +451,17 @@ pub async fn close_session(db: &PgPool, token: &str) -> Result<(), UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_doubles_after_the_free_failures_up_to_its_longest() {
+        assert_eq!(wait_after(0), Duration::ZERO);
+        assert_eq!(wait_after(FREE_FAILURES - 1), Duration::ZERO);
+        assert_eq!(wait_after(FREE_FAILURES), FIRST_WAIT);
+        assert_eq!(wait_after(FREE_FAILURES + 1), FIRST_WAIT * 2);
+        assert_eq!(wait_after(FREE_FAILURES + 4), FIRST_WAIT * 16);
+        assert_eq!(wait_after(FREE_FAILURES + 5), MAX_WAIT);
+        assert_eq!(wait_after(i32::MAX), MAX_WAIT);
+    }
 
     #[test]
     fn emails_and_passwords_are_checked() {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use shopbridge::channel::Channel;
 use shopbridge::console::users;
 use shopbridge::signature::Secret;
@@ -317,6 +317,62 @@ async fn login_opens_a_strict_http_only_session_and_logout_ends_it() {
         users::enable(&app.db, "nobody@example.no").await,
         Err(users::UserError::NotFound(_))
     ));
+    app.cleanup().await;
+}
+
+/// After five failed logins in a row an address waits before the next attempt, told how long,
+/// whatever the password; an address nobody has is treated the same; a login after the wait
+/// clears the count.
+#[tokio::test]
+async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    with_user(&app).await;
+    let mut c = Console::new(&app);
+    for _ in 0..users::FREE_FAILURES {
+        let (status, _, _) = c.login(EMAIL, "wrong password!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, page) = c.login(EMAIL, PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    let retry: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=users::FIRST_WAIT.as_secs()).contains(&retry),
+        "Retry-After {retry}"
+    );
+    assert!(page.contains("For mange mislykkede innlogginger"), "{page}");
+    assert!(
+        !headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with("sb_session=")),
+        "no session while it waits"
+    );
+    // The same address in other letters waits too.
+    let (status, _, _) = c.login(&EMAIL.to_uppercase(), PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // An address nobody has: the same answers, so the throttle tells nothing about users.
+    for _ in 0..users::FREE_FAILURES {
+        let (status, _, _) = c.login("nobody@example.no", PASSWORD).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = c.login("nobody@example.no", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Once the wait has passed, the right password logs in and the count is gone.
+    sqlx::query(
+        "update login_failures set last_failure_at = last_failure_at - interval '31 seconds'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, _, _) = c.login(EMAIL, PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let left: Vec<String> = sqlx::query_scalar("select email from login_failures order by email")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, ["nobody@example.no"]);
     app.cleanup().await;
 }
 

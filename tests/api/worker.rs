@@ -519,6 +519,85 @@ end $race$"#,
     app.cleanup().await;
 }
 
+/// A line waits for the lock on its account while another transaction renumbers that account
+/// and puts a new account under the old number. When the wait ends, an account with the line's
+/// number exists again, but not the row the line waited for: the insert fails as a
+/// serialization failure (40001), which the worker retries with the chart as it now is, instead
+/// of going through with an account it never locked.
+#[tokio::test]
+async fn lines_that_wait_while_the_chart_changes_under_them_fail_as_a_retryable_conflict() {
+    let app = TestApp::spawn().await;
+    let company: Uuid = sqlx::query_scalar("select id from companies")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // The chart's change: 1500 (no lines yet, so it may move) becomes 1509, and a new 1500 is
+    // made. Held open while the line waits.
+    let mut chart = app.db.begin().await.unwrap();
+    sqlx::query("update accounts set number = 1509 where company_id = $1 and number = 1500")
+        .bind(company)
+        .execute(&mut *chart)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into accounts (company_id, number, name, account_type) \
+         values ($1, 1500, 'Kundefordringer (ny)', 'asset')",
+    )
+    .bind(company)
+    .execute(&mut *chart)
+    .await
+    .unwrap();
+
+    let db = app.db.clone();
+    let line = tokio::spawn(async move {
+        let mut tx = db.begin().await?;
+        sqlx::query(
+            "insert into voucher_lines (voucher_id, line_no, company_id, account, amount, currency, \
+             currency_amount, description, role) \
+             values ($1, 1, $2, 1500, 100, 'NOK', 100, 'x', 'receivable')",
+        )
+        .bind(Uuid::now_v7())
+        .bind(company)
+        .execute(&mut *tx)
+        .await
+        .map(drop)
+    });
+    // Bounded: the line's insert must come to wait for the chart's transaction.
+    eventually("the line's insert waits for the account's lock", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock' \
+             and query like 'insert into voucher_lines%'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        waiting == 1
+    })
+    .await;
+    chart.commit().await.unwrap();
+
+    let err = line
+        .await
+        .unwrap()
+        .expect_err("a line that waited through a change of its account is refused");
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("40001"), "{err}");
+    assert!(
+        err.to_string().contains("chart of accounts changed"),
+        "{err}"
+    );
+    assert!(
+        shopbridge::worker::is_transient(&anyhow::Error::from(err)),
+        "the worker retries it"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
 /// `s` as an SQL string literal.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -27,6 +27,7 @@ pub const EN: Texts = Texts {
     password: "Password",
     login_button: "Log in",
     login_failed: "Wrong email or password.",
+    login_throttled: "Too many failed logins with this email address. Try again in {} min.",
     logged_out: "You are logged out.",
 
     error_title: "Something went wrong",

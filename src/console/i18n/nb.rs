@@ -27,6 +27,7 @@ pub const NB: Texts = Texts {
     password: "Passord",
     login_button: "Logg inn",
     login_failed: "Feil e-post eller passord.",
+    login_throttled: "For mange mislykkede innlogginger med denne e-postadressen. Prøv igjen om {} min.",
     logged_out: "Du er logget ut.",
 
     error_title: "Noe gikk galt",
