@@ -5,13 +5,13 @@ use clap::Parser as _;
 use shopbridge::cli::{Cli, Command};
 use shopbridge::{app, bench, commands, shutdown, telemetry};
 
-/// mimalloc instead of the system allocator: a worker batch allocates and frees thousands of
-/// short-lived strings and buffers (event bodies, order lines, query arguments), and with
-/// glibc's malloc a third of the worker's CPU went to malloc, free and their consolidation. With
-/// mimalloc the worker needs about a third less CPU per event drained and `serve` a fifth less
-/// per request (docs/benchmarks.md). Built with `no_thp` (Cargo.toml): with transparent huge
-/// pages the children's peak RSS in `bench all` was 88–130 MB, without them 50–67 MB (glibc:
-/// 42–72 MB).
+/// mimalloc (v3, the crate's default) instead of the system allocator: a worker batch allocates
+/// and frees thousands of short-lived strings and buffers (event bodies, order lines, query
+/// arguments), and with glibc's malloc a third of the worker's CPU went to malloc, free and their
+/// consolidation. In `bench worker` runs interleaved with the glibc build, the process used 18 %
+/// less CPU and drained 10 % faster (docs/benchmarks.md). Built with `no_thp` (Cargo.toml): with
+/// transparent huge pages the children's peak RSS in `bench all` was 88–130 MB, without them
+/// 50–75 MB (glibc: 42–72 MB).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,14 +1,17 @@
 //! The floor of a drain: how fast PostgreSQL writes the rows a drain wrote, with nothing else to
 //! do. After a drain, its events, vouchers, lines and order states are copied into bare tables
-//! that keep only the keys posting relies on (each table's primary key and the vouchers'
-//! idempotency key), with no foreign keys, triggers or other indexes, in transactions of the
-//! worker's batch size, as many at once as the worker runs. No broker, no worker code, no checks:
-//! a pipeline that writes these rows cannot drain faster than this on the same machine, so the
-//! floor's ratio to the raw batched commit rate bounds the drain's ratio from above.
+//! that keep only the keys posting relies on (each table's primary key, the inbox key and the
+//! vouchers' idempotency key), with no foreign keys, triggers or other indexes, in transactions
+//! of the worker's batch size, as many at once as the worker runs. No broker, no worker code, no
+//! checks: a drain that writes these rows with `insert`s in such batches cannot go faster on the
+//! same machine (bigger batches or `COPY` might), so the floor's ratio to the raw batched commit
+//! rate bounds the drain's ratio from above.
 //!
 //! The copy runs inside PostgreSQL (`insert … select`), so it also reads the drained rows; the
 //! raw commits instead send theirs from the client. Both ways PostgreSQL parses no JSON and runs
-//! no trigger; reading a row by key costs it less than receiving and decoding it.
+//! no trigger; reading a row by key costs it less than receiving and decoding it. To find a
+//! batch's vouchers by event, the drained `vouchers` get one more index before the clock starts
+//! (dropped afterwards, with the copies).
 
 use std::fmt;
 use std::sync::Arc;
@@ -120,7 +123,8 @@ pub async fn measure(
         .execute(pool)
         .await
         .context("cannot create the floor's tables")?;
-    let result = copy(pool, connections, batch.max(1), parallel.max(1)).await;
+    // The copy holds one pooled session per task; the bench's pools have 16.
+    let result = copy(pool, connections, batch.max(1), parallel.clamp(1, 16)).await;
     sqlx::raw_sql(DROP).execute(pool).await.ok();
     result
 }
@@ -143,6 +147,7 @@ async fn copy(
     .bind(connections)
     .fetch_all(pool)
     .await?;
+    anyhow::ensure!(!events.is_empty(), "the drain wrote no events to copy");
     sqlx::query("analyze events, vouchers, voucher_lines, orders")
         .execute(pool)
         .await?;
@@ -190,9 +195,10 @@ async fn copy(
             Ok::<_, sqlx::Error>((rows, cpu().saturating_sub(cpu_before)))
         }));
     }
+    // Every task ends before the copies are dropped, also when one of them failed.
     let (mut rows, mut postgres_cpu) = (0u64, Duration::ZERO);
-    for t in tasks {
-        let (r, c) = t.await??;
+    for done in futures_util::future::join_all(tasks).await {
+        let (r, c) = done??;
         rows += r;
         postgres_cpu += c;
     }

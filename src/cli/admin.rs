@@ -301,7 +301,8 @@ pub enum UsersCommand {
         #[command(flatten)]
         op: OperatorArgs,
     },
-    /// Enable a disabled user again: they can log in with their password.
+    /// Enable a user again: they can log in with their password, at once even if their address
+    /// was waiting after failed logins (also for a user who was never disabled).
     Enable {
         /// The user's email.
         #[arg(long)]

@@ -117,43 +117,51 @@ pub async fn login(
         .and_then(local_path)
         .unwrap_or("/console");
     let t = Lang::negotiate(&headers).texts();
-    // Too many failures in a row for this address: it waits, and its password is not even
-    // checked (no hash is spent on a guess). Per address, not per client: behind the TLS proxy
-    // the console should sit behind, every client has the proxy's address; limiting requests per
-    // client address belongs in that proxy (docs/console.md).
-    if let Some(wait) = users::login_wait(&app.db, &form.email).await? {
-        tracing::warn!(
-            email = form.email.trim(),
-            wait_s = wait.as_secs(),
-            "console login throttled"
-        );
-        let minutes = wait.as_secs().div_ceil(60).max(1).to_string();
-        let text = fill(t.login_throttled, &[&minutes]);
-        let mut response = login_response(
+    let refused = |status, text: &str| {
+        login_response(
             &app,
-            StatusCode::TOO_MANY_REQUESTS,
+            status,
             &headers,
             next,
             &form.email,
-            Some((Notice::Error, &text)),
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(wait.as_secs().max(1)),
-        );
-        return Ok(response);
+            Some((Notice::Error, text)),
+        )
+    };
+    // No user has an address that long: refused before it reaches the throttle's table.
+    if form.email.trim().len() > users::MAX_EMAIL_BYTES {
+        return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
     }
+    // Each attempt is counted before the password is checked, and an address with too many
+    // failures in a row waits without its password being checked (no hash spent on a guess).
+    // Per address, not per client: behind the TLS proxy the console should sit behind, every
+    // client has the proxy's address; limiting requests per client belongs in that proxy
+    // (docs/console.md).
+    let failures = match users::claim_login_attempt(&app.db, &form.email).await? {
+        users::Attempt::Wait(wait) => {
+            tracing::debug!(email = form.email.trim(), "console login throttled");
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let minutes = seconds.div_ceil(60).to_string();
+            let mut response = refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                &fill(t.login_throttled, &[&minutes]),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            return Ok(response);
+        }
+        users::Attempt::Go(n) => n,
+    };
     let Some(user) = users::authenticate(&app.db, &form.email, &form.password).await? else {
-        tracing::info!(email = form.email.trim(), "console login refused");
-        users::record_login_failure(&app.db, &form.email).await?;
-        return Ok(login_response(
-            &app,
-            StatusCode::UNAUTHORIZED,
-            &headers,
-            next,
-            &form.email,
-            Some((Notice::Error, t.login_failed)),
-        ));
+        if failures == users::FREE_FAILURES {
+            tracing::warn!(
+                email = form.email.trim(),
+                "console logins with this address wait from now on: {failures} failures in a row"
+            );
+        } else {
+            tracing::info!(email = form.email.trim(), "console login refused");
+        }
+        return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
     };
     users::clear_login_failures(&app.db, &form.email).await?;
     let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;

@@ -69,7 +69,7 @@ fn check_email(email: &str) -> Result<String, UserError> {
                 && !domain.is_empty()
                 && !domain.contains('@')
                 && !email.chars().any(char::is_whitespace)
-                && email.len() <= 254 =>
+                && email.len() <= MAX_EMAIL_BYTES =>
         {
             Ok(email.to_owned())
         }
@@ -279,6 +279,9 @@ pub async fn authenticate(
     Ok((ok && row.user.disabled_at.is_none()).then_some(row.user))
 }
 
+/// The longest email address a user can have (RFC 5321's limit on a path).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
 /// Failed logins in a row an address may have before it must wait.
 pub const FREE_FAILURES: i32 = 5;
 /// Failures further apart than this start the count again. Longer than [`MAX_WAIT`], so an
@@ -302,49 +305,81 @@ pub fn wait_after(failures: i32) -> Duration {
         .min(MAX_WAIT)
 }
 
-/// How long `email` must still wait before its next login attempt, if it must (too many
-/// failures in a row). The password is not checked while it waits.
+/// What [`claim_login_attempt`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Check the password; the attempt is already counted as the `n`th failure in a row, and
+    /// [`clear_login_failures`] forgets it if the password is right.
+    Go(i32),
+    /// Too many failures in a row: wait this long. The password is not checked.
+    Wait(Duration),
+}
+
+/// Claims one login attempt for `email` before its password is checked: counts it as a failure
+/// in a row, unless the address must still wait after earlier ones. One statement under the
+/// row's lock, so attempts sent at once take turns: a burst cannot pass the check together and
+/// have all its passwords checked.
 ///
 /// # Errors
 /// A database error.
-pub async fn login_wait(db: &PgPool, email: &str) -> Result<Option<Duration>, UserError> {
+pub async fn claim_login_attempt(db: &PgPool, email: &str) -> Result<Attempt, UserError> {
+    let email = email.trim();
+    prune_login_failures(db).await?;
+    // Updated only while the address has had fewer than FREE_FAILURES failures in a row, or
+    // once the wait after them (as `wait_after` computes it) has passed.
+    let claimed: Option<i32> = sqlx::query_scalar(
+        "insert into login_failures as f (email, failures, last_failure_at) \
+         values (lower($1), 1, now()) \
+         on conflict (email) do update set \
+             failures = case when f.last_failure_at < now() - make_interval(secs => $2) \
+                             then 1 else f.failures + 1 end, \
+             last_failure_at = now() \
+         where f.failures < $3 \
+            or f.last_failure_at <= now() - make_interval(secs => \
+                   least($4 * power(2, least(f.failures - $3, 30)), $5)) \
+         returning failures",
+    )
+    .bind(email)
+    .bind(FAILURE_WINDOW.as_secs_f64())
+    .bind(FREE_FAILURES)
+    .bind(FIRST_WAIT.as_secs_f64())
+    .bind(MAX_WAIT.as_secs_f64())
+    .fetch_optional(db)
+    .await?;
+    if let Some(n) = claimed {
+        return Ok(Attempt::Go(n));
+    }
+    // Refused: how much of the wait is left, for the answer's Retry-After.
     let row: Option<(i32, f64)> = sqlx::query_as(
         "select failures, extract(epoch from now() - last_failure_at)::float8 \
          from login_failures where email = lower($1)",
     )
-    .bind(email.trim())
+    .bind(email)
     .fetch_optional(db)
     .await?;
-    Ok(row.and_then(|(failures, since)| {
+    let left = row.map_or(FIRST_WAIT, |(failures, since)| {
         let since = Duration::try_from_secs_f64(since.max(0.0)).unwrap_or(Duration::MAX);
-        let wait = wait_after(failures).saturating_sub(since);
-        (!wait.is_zero()).then_some(wait)
-    }))
+        wait_after(failures).saturating_sub(since)
+    });
+    Ok(Attempt::Wait(left.max(Duration::from_secs(1))))
 }
 
-/// Counts a failed login of `email`, and removes counts too old to matter.
-///
-/// # Errors
-/// A database error.
-pub async fn record_login_failure(db: &PgPool, email: &str) -> Result<(), UserError> {
-    let window = FAILURE_WINDOW.as_secs_f64();
+/// Removes counts too old to matter, a few at a time, skipping rows an attempt holds (so that
+/// two of these never wait for each other).
+async fn prune_login_failures(db: &PgPool) -> Result<(), UserError> {
     sqlx::query(
-        "with old as (delete from login_failures \
-                      where last_failure_at < now() - make_interval(secs => $2) and email <> lower($1)) \
-         insert into login_failures (email, failures, last_failure_at) values (lower($1), 1, now()) \
-         on conflict (email) do update set \
-             failures = case when login_failures.last_failure_at < now() - make_interval(secs => $2) \
-                             then 1 else login_failures.failures + 1 end, \
-             last_failure_at = now()",
+        "delete from login_failures where email in ( \
+             select email from login_failures \
+             where last_failure_at < now() - make_interval(secs => $1) \
+             limit 100 for update skip locked)",
     )
-    .bind(email.trim())
-    .bind(window)
+    .bind(FAILURE_WINDOW.as_secs_f64())
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Forgets the failed logins of `email` (after it logged in).
+/// Forgets the failed logins of `email` (after it logged in, or an operator acted).
 ///
 /// # Errors
 /// A database error.

@@ -351,6 +351,39 @@ async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() 
     let (status, _, _) = c.login(&EMAIL.to_uppercase(), PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 
+    // A burst sent at once cannot pass the throttle together: each attempt is counted before
+    // its password is checked.
+    sqlx::query("delete from login_failures")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut client = Console::new(&app);
+        let (_, _, page) = client.get("/console/login").await;
+        let csrf = input_value(&page, "name=\"csrf\"").unwrap();
+        clients.push((client, csrf));
+    }
+    let burst = clients.iter_mut().map(|(client, csrf)| {
+        let form = [
+            ("email", EMAIL),
+            ("password", "wrong password!"),
+            ("csrf", csrf.as_str()),
+        ];
+        async move { client.post("/console/login", &form).await.0 }
+    });
+    let statuses = futures_util::future::join_all(burst).await;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let waited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let free = usize::try_from(users::FREE_FAILURES).unwrap();
+    assert_eq!((refused, waited), (free, 20 - free), "{statuses:?}");
+
     // An address nobody has: the same answers, so the throttle tells nothing about users.
     for _ in 0..users::FREE_FAILURES {
         let (status, _, _) = c.login("nobody@example.no", PASSWORD).await;
