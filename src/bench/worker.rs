@@ -56,7 +56,8 @@ pub struct DrainReport {
     pub vouchers: i64,
     /// Events by final status.
     pub statuses: Vec<(String, i64)>,
-    /// The same rows written bare, with nothing else to do: the most any drain could do.
+    /// The same rows written bare, with nothing else to do: the most a drain that writes them
+    /// with `insert`s in batches of the same size and concurrency could do.
     pub floor: FloorReport,
 }
 
