@@ -1,5 +1,12 @@
 //! Logging and tracing set-up: one subscriber for the process, pretty on a terminal and JSON in
 //! compose, filtered by `RUST_LOG`.
+//!
+//! Logs go to standard error, always: standard output is a command's result
+//! (`shopbridge connections add --json | jq .secret` must see JSON alone), and a container
+//! runtime collects both streams, so the services lose nothing by it. (STYLE.md's sketch sends
+//! JSON logs to stdout; the operator commands are why we do not.)
+
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -17,11 +24,19 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_writer(std::io::stderr)
                     .json()
                     .with_current_span(true)
                     .with_span_list(false),
             )
             .init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).init(),
+        LogFormat::Pretty => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false),
+            )
+            .init(),
     }
 }

@@ -26,8 +26,11 @@ use crate::console::{EMAIL, PASSWORD, with_user};
 use crate::helpers::{TestApp, eventually};
 
 const ORDER_1001: &[u8] = include_bytes!("../fixtures/events/order-created-1001.json");
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Where ChromeDriver and Chromium are: `CHROMEDRIVER` and `CHROMIUM`, defaulting to Debian's
+/// paths. `scripts/test.sh` checks (and installs) the same before it builds.
+fn tool(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver {
@@ -59,17 +62,22 @@ impl Drop for TempDir {
 }
 
 async fn start_driver() -> Driver {
+    let (chromedriver, chromium) = (
+        tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
+        tool("CHROMIUM", "/usr/bin/chromium"),
+    );
     assert!(
-        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
-        "the browser tests need Chromium and ChromeDriver at {CHROMIUM} and {CHROMEDRIVER} \
-         (Debian/Ubuntu: apt-get install chromium chromium-driver; .ci/run installs them)"
+        std::path::Path::new(&chromedriver).exists() && std::path::Path::new(&chromium).exists(),
+        "the browser tests need Chromium and ChromeDriver at {chromium} and {chromedriver} \
+         (Debian/Ubuntu: apt-get install chromium chromium-driver; scripts/test.sh installs \
+         them when it runs as root)"
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(CHROMEDRIVER)
+    let child = Command::new(&chromedriver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -97,7 +105,7 @@ async fn browser(driver: &Driver) -> Client {
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
-            "binary": CHROMIUM,
+            "binary": tool("CHROMIUM", "/usr/bin/chromium"),
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",

@@ -144,7 +144,9 @@ pub struct TestApp {
     pub stop: CancellationToken,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub client: reqwest::Client,
-    db_name: String,
+    /// Drops the test's database when the app is dropped: after `cleanup`, or while a failed
+    /// test unwinds.
+    database: DatabaseGuard,
     args: RunArgs,
     worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     worker_stop: CancellationToken,
@@ -165,6 +167,8 @@ impl TestApp {
         }
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("shopbridge_test_{id}");
+        // Armed before the database exists, so that a panic while the app starts drops it too.
+        let database = DatabaseGuard::new(&db_name);
         let prefix = format!("test-{id}.");
         let args = RunArgs {
             db: DbSettings {
@@ -218,7 +222,7 @@ impl TestApp {
             stop,
             server,
             client: reqwest::Client::new(),
-            db_name,
+            database,
             args,
             worker,
             worker_stop,
@@ -247,9 +251,15 @@ impl TestApp {
         &self.args
     }
 
+    /// The name of the test's database.
+    #[allow(dead_code)] // used by tests/api/setup.rs, not by tests/faults
+    pub fn db_name(&self) -> &str {
+        &self.database.name
+    }
+
     /// The URL of the test's database.
     pub fn db_url(&self) -> String {
-        format!("{}/{}", pg_server(), self.db_name)
+        format!("{}/{}", pg_server(), self.database.name)
     }
 
     #[allow(dead_code)] // used by tests/faults
@@ -490,15 +500,50 @@ impl TestApp {
             }
             conn.close(200, "done".into()).await.ok();
         }
-        if let Ok(admin) = PgPool::connect(&format!("{}/postgres", pg_server())).await {
-            sqlx::query(&format!(
-                "drop database if exists \"{}\" with (force)",
-                self.db_name
-            ))
-            .execute(&admin)
-            .await
-            .ok();
-            admin.close().await;
+        // The database goes with `self.database`, dropped here.
+    }
+}
+
+/// Drops a test database when it goes out of scope, whether the test passed or panicked, so a
+/// failed run leaves no `shopbridge_test_*` databases behind. (Queues need no guard: a test's
+/// queues expire by themselves once unused.)
+pub struct DatabaseGuard {
+    name: String,
+}
+
+impl DatabaseGuard {
+    /// Guards the database `name` (which may not exist yet).
+    pub fn new(name: &str) -> DatabaseGuard {
+        DatabaseGuard {
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        // `drop` cannot await, and it may run while the test's runtime unwinds a panic: the
+        // statement runs on a thread of its own with its own small runtime, and `drop` waits
+        // for it, so the database is gone when the test ends. `with (force)` ends the
+        // connections a panicking test left open.
+        let name = std::mem::take(&mut self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for dropping the test database");
+            runtime.block_on(async {
+                let admin = PgPool::connect(&format!("{}/postgres", pg_server())).await?;
+                sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop the test database: {e}");
         }
     }
 }

@@ -3,11 +3,13 @@
 mod admin;
 mod bad_input;
 mod browser;
+mod cli;
 mod console;
 mod helpers;
 mod periods;
 mod proxy;
 mod replay;
 mod saft;
+mod setup;
 mod webhooks;
 mod worker;
