@@ -350,6 +350,89 @@ async fn an_order_before_process_orders_from_is_skipped_with_its_payment() {
     app.cleanup().await;
 }
 
+/// `body` (a payment event) captured at `at`, said to have happened then too.
+fn captured_at(body: &[u8], at: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["occurred_at"] = at.into();
+    v["data"]["payment"]["captured_at"] = at.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn status_of(db: &PgPool, source_event_id: &str) -> (String, Option<String>) {
+    sqlx::query_as("select status, reason from events where source_event_id = $1")
+        .bind(source_event_id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_it() {
+    // The order is registered on 2 March, the day before the connection starts; its payment,
+    // captured on 3 March, arrives first and is posted while the order is unknown.
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let payment = captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z");
+    app.post_native(&conn, &payment).await;
+    let (status, reason) = app.wait_for_event(&event_id(&payment)).await;
+    assert_eq!(status, "processed", "{reason:?}");
+
+    app.post_native(&conn, ORDER_1001).await;
+    let (status, reason) = app.wait_for_event(&event_id(ORDER_1001)).await;
+    assert_eq!(status, "skipped", "{reason:?}");
+
+    // Net, the books are as if the events had come in order: nothing on any account (1500,
+    // 2900, 1522 and the fee's 7770 included). The vouchers are not: the payment stays posted,
+    // and a voucher of the order's skipped event reverses it.
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    let (reversed, source): (String, Uuid) = sqlx::query_as(
+        "select p.idempotency_key, r.source_event from vouchers r join vouchers p on p.id = r.reverses \
+         where r.idempotency_key = 'reversal:payment:pay_7Hk2Lm9Qr4'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("the payment's reversal is posted and names the payment");
+    assert_eq!(reversed, "payment:pay_7Hk2Lm9Qr4");
+    let order_event: Uuid = sqlx::query_scalar("select id from events where source_event_id = $1")
+        .bind(event_id(ORDER_1001))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        source, order_event,
+        "the reversal belongs to the order's event"
+    );
+    let mut negated: Vec<(i32, i64, Option<i32>)> = lines_of(&app.db, "payment:pay_7Hk2Lm9Qr4")
+        .await
+        .into_iter()
+        .map(|(account, amount, code)| (account, -amount, code))
+        .collect();
+    negated.sort_unstable();
+    assert_eq!(
+        lines_of(&app.db, "reversal:payment:pay_7Hk2Lm9Qr4").await,
+        negated
+    );
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.contains("reverses payment:pay_7Hk2Lm9Qr4"),
+        "{reason}"
+    );
+
+    // Both events read as they would in order: skipped, the payment with why.
+    let (status, reason) = status_of(&app.db, &event_id(&payment)).await;
+    assert_eq!(status, "skipped");
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("order 1001 is skipped: registered 2026-03-02")
+            && reason.ends_with("reversed by reversal:payment:pay_7Hk2Lm9Qr4"),
+        "{reason}"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_posts_once() {
     let app = TestApp::spawn_with(Options {
