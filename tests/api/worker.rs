@@ -433,6 +433,52 @@ async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_
     app.cleanup().await;
 }
 
+/// What the order's state remembers of the vouchers posted before it arrived.
+async fn posted_before_order(db: &PgPool) -> Vec<shopbridge::posting::PostedEarly> {
+    let state: String =
+        sqlx::query_scalar("select state::text from orders where order_id = '1001'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    serde_json::from_value(state["posted_before_order"].clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_payment_posted_before_its_order_by_an_earlier_version_is_reversed_after_the_upgrade() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let payment = captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z");
+    app.post_native(&conn, &payment).await;
+    assert_eq!(app.wait_for_event(&event_id(&payment)).await.0, "processed");
+    let remembered = posted_before_order(&app.db).await;
+    assert_eq!(remembered.len(), 1, "the payment is remembered");
+
+    // As an earlier version stored it: no record of the payment in the state. Migration 0013
+    // rebuilds it from the ledger.
+    sqlx::query("update orders set state = (state::jsonb - 'posted_before_order')::json")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(posted_before_order(&app.db).await.is_empty());
+    sqlx::raw_sql(include_str!(
+        "../../migrations/0013_posted_before_order.sql"
+    ))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(posted_before_order(&app.db).await, remembered);
+
+    app.post_native(&conn, ORDER_1001).await;
+    assert_eq!(app.wait_for_event(&event_id(ORDER_1001)).await.0, "skipped");
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    assert_eq!(status_of(&app.db, &event_id(&payment)).await.0, "skipped");
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_posts_once() {
     let app = TestApp::spawn_with(Options {
