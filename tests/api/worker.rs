@@ -433,6 +433,43 @@ async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_
     app.cleanup().await;
 }
 
+#[tokio::test]
+async fn a_payment_and_its_skipped_order_queued_together_end_skipped_and_net_zero() {
+    // Both are queued before a worker runs, so that one batch takes them. A batch posts its
+    // events in the order of their ids: this payment's id sorts before the order's.
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let mut payment: serde_json::Value =
+        serde_json::from_slice(&captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z")).unwrap();
+    payment["id"] = "evt_00_payment_first".into();
+    let payment = serde_json::to_vec(&payment).unwrap();
+    for body in [payment.as_slice(), ORDER_1001] {
+        assert_eq!(
+            app.post_native(&conn, body).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let _worker = app.spawn_extra_worker();
+    for body in [ORDER_1001, payment.as_slice()] {
+        let (status, reason) = app.wait_for_event(&event_id(body)).await;
+        assert_eq!(status, "skipped", "{reason:?}");
+    }
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    let (_, reason) = status_of(&app.db, &event_id(&payment)).await;
+    assert!(
+        reason.is_some_and(|r| r.ends_with("reversed by reversal:payment:pay_7Hk2Lm9Qr4")),
+        "the payment's event says why it is skipped"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
 /// What the order's state remembers of the vouchers posted before it arrived.
 async fn posted_before_order(db: &PgPool) -> Vec<shopbridge::posting::PostedEarly> {
     let state: String =
