@@ -132,6 +132,32 @@ pub async fn finish(
     Ok(())
 }
 
+/// Marks as skipped, with its reason, the event that posted each voucher `voucher_keys[i]` of
+/// connection `connection_ids[i]`. Vouchers not in the ledger (yet) match nothing.
+///
+/// # Errors
+/// A database error.
+pub async fn skip_by_voucher(
+    db: &mut PgConnection,
+    connection_ids: &[Uuid],
+    voucher_keys: &[&str],
+    reasons: &[&str],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update events e set status = 'skipped', reason = u.reason, processed_at = now() \
+         from vouchers v \
+         join unnest($1::uuid[], $2::text[], $3::text[]) as u(c, k, reason) \
+             on v.connection_id = u.c and v.idempotency_key = u.k \
+         where e.id = v.source_event",
+    )
+    .bind(connection_ids)
+    .bind(voucher_keys)
+    .bind(reasons)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Marks one event failed with its reason, creating its row if the posting transaction that
 /// would have created it was rolled back. Used for permanent failures found after a rollback.
 ///

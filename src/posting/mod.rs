@@ -12,6 +12,7 @@
 //! | order cancelled | credit note `credit:{order_id}:{n}` |
 //! | payment | `payment:{payment_id}` |
 //! | refund | credit note `refund:{refund_id}` + refund payment `refund-payment:{refund_id}` |
+//! | order skipped after a payment came first | `reversal:{key}` reversing each voucher posted before the order arrived (`early.rs`) |
 //!
 //! Amounts on voucher lines are signed, debit positive and credit negative (see [`voucher`]).
 
@@ -19,6 +20,7 @@ mod calendar;
 pub mod chart;
 pub mod context;
 mod draft;
+mod early;
 pub mod error;
 pub mod event;
 mod explain;
@@ -36,6 +38,8 @@ pub mod voucher;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod proptests_arrival;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_periods;
@@ -45,6 +49,7 @@ mod tests_rules;
 pub use calendar::oslo_date;
 pub use chart::{Account, AccountNo, AccountType, SystemAccounts, default_accounts};
 pub use context::{ConnectionSettings, Context};
+pub use early::{SetAside, set_aside_reason};
 pub use error::PostingError;
 pub use event::Event;
 pub use explain::{Explanation, explain};
@@ -52,7 +57,7 @@ pub use invoice::MAX_ROUNDING;
 pub use money::{Money, Rate};
 pub use periods::LockedPeriodPolicy;
 pub use rules::{Criteria, Placement, Rule, RuleKind, default_rules};
-pub use state::{OrderState, Outcome, PostedInvoice, Posting};
+pub use state::{OrderState, Outcome, PostedEarly, PostedInvoice, Posting};
 pub use vat::{VatCode, VatCodeEntry, VatTable};
 pub use voucher::{LineRole, Voucher, VoucherError, VoucherHead, VoucherKind, VoucherLine};
 
@@ -88,13 +93,16 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
             Outcome::Ignored(topic.clone()),
         )),
     }?;
-    // Last: vouchers are built with their own dates, then refused or moved out of locked
-    // periods, so no builder needs to know about locks.
-    periods::apply(
+    let posting = early::settle(posting, prior, ctx)?;
+    // Vouchers are built with their own dates, then refused or moved out of locked periods, so
+    // no builder needs to know about locks.
+    let posting = periods::apply(
         posting,
         &ctx.locked_periods,
         ctx.connection.locked_period_policy,
-    )
+    )?;
+    // Last, so that what is remembered is what is posted, dates included.
+    Ok(early::remember(posting, prior))
 }
 
 /// The accounts every order event may post to must be in the chart.

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::event::{ExchangeRate, Order};
-use super::voucher::{Voucher, VoucherLine};
+use super::voucher::{Voucher, VoucherKind, VoucherLine};
 
 /// The invoice currently standing for an order, as posted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,23 @@ pub struct PostedInvoice {
     /// The exchange rate it was converted at; returns are credited at the same rate.
     pub exchange_rate: Option<ExchangeRate>,
     /// Its lines, exactly as posted: a credit note reverses these, even if rules changed since.
+    pub lines: Vec<VoucherLine>,
+}
+
+/// A voucher posted for an order before any snapshot of it arrived (a payment captured before
+/// its order came), exactly as posted: if the order turns out to be skipped, a new voucher
+/// reverses these lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedEarly {
+    /// Its voucher key (`payment:pay_1`).
+    pub key: String,
+    /// Its kind; the reversal has the same, so it is numbered in the same series.
+    pub kind: VoucherKind,
+    /// Its date; the reversal is never dated before it.
+    pub date: NaiveDate,
+    /// Its description, quoted by the reversal's.
+    pub description: String,
+    /// Its lines, exactly as posted.
     pub lines: Vec<VoucherLine>,
 }
 
@@ -53,6 +70,11 @@ pub struct OrderState {
     pub payments: BTreeSet<String>,
     /// Ids of the refunds already handled (posted or skipped).
     pub refunds: BTreeSet<String>,
+    /// Vouchers posted while the order was unknown, kept until its first snapshot decides
+    /// whether they stand (the order is posted) or are reversed (it is skipped). Absent from
+    /// states stored before it existed, which load with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posted_before_order: Vec<PostedEarly>,
 }
 
 impl OrderState {
@@ -70,6 +92,7 @@ impl OrderState {
             cancelled: false,
             payments: BTreeSet::new(),
             refunds: BTreeSet::new(),
+            posted_before_order: Vec::new(),
         }
     }
 
@@ -86,7 +109,11 @@ impl OrderState {
 pub enum Outcome {
     /// Vouchers were made (see [`Posting::vouchers`]).
     Posted,
-    /// Deliberately not posted, with the reason for operators.
+    /// Deliberately not posted, with the reason for operators. No vouchers, except when an
+    /// order turns out to be skipped after vouchers were posted for it while it was unknown
+    /// (a payment that came first): then the vouchers reverse those, each naming the key it
+    /// reverses, and the events that posted them are skipped with it
+    /// ([`super::set_aside_reason`]).
     Skipped(String),
     /// An order version at or below the applied one: ignored.
     Stale,
@@ -102,7 +129,8 @@ pub enum Outcome {
 /// The result of posting one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Posting {
-    /// The vouchers to insert, in order; empty unless the outcome is `Posted`.
+    /// The vouchers to insert, in order; empty unless the outcome is `Posted` (or `Skipped`
+    /// with reversals, see [`Outcome::Skipped`]).
     pub vouchers: Vec<Voucher>,
     /// The order's state to persist (the prior one unchanged when nothing happened).
     pub state: OrderState,

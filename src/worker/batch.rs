@@ -111,9 +111,13 @@ async fn transaction(
     let mut touched: BTreeMap<OrderKey, ()> = BTreeMap::new();
     let mut posted: Vec<(Voucher, Uuid, Uuid, Uuid)> = Vec::new(); // voucher, company, connection, event row
     let mut parties = Parties::default();
+    let mut set_aside: Vec<(Uuid, posting::SetAside)> = Vec::new();
     for w in &work {
         let outcome = match post_one(deps, &mut tx, w, &mut states).await? {
             Ok((outcome, vouchers, keys, company)) => {
+                if matches!(outcome, Outcome::Skipped(_)) {
+                    set_aside.extend(reversed_early(&states, w.meta.connection_id, &vouchers));
+                }
                 touched.extend(keys.into_iter().map(|k| (k, ())));
                 posted.extend(
                     vouchers
@@ -128,6 +132,7 @@ async fn transaction(
         outcomes[w.index] = Some(outcome);
     }
     let t_post = t0.elapsed();
+    set_aside_in_batch(&set_aside, &posted, &rows, &mut outcomes);
     store_orders(&mut tx, &states, touched.keys()).await?;
     parties.store(&mut tx).await?;
     let t_store = t0.elapsed();
@@ -145,6 +150,7 @@ async fn transaction(
         .map(|o| o.unwrap_or(Outcome::Duplicate))
         .collect();
     finish_events(&mut tx, &rows, &outcomes).await?;
+    set_aside_in_ledger(&mut tx, &set_aside).await?;
     // Last: the voucher counters are locked from here to the commit, so this stretch decides
     // how many batches per second a series can take.
     vouchers::insert(&mut tx, &inserts).await?;
@@ -161,6 +167,60 @@ async fn transaction(
         "Batch committed."
     );
     Ok(outcomes)
+}
+
+/// The vouchers posted before their order arrived that a skipped order's `vouchers` reverse,
+/// with the reason their events now have.
+fn reversed_early(
+    states: &HashMap<OrderKey, OrderState>,
+    connection: Uuid,
+    vouchers: &[Voucher],
+) -> Vec<(Uuid, posting::SetAside)> {
+    vouchers
+        .iter()
+        .filter_map(|v| {
+            let state = states.get(&(connection, v.order_id().to_owned()))?;
+            posting::set_aside_reason(state, v).map(|s| (connection, s))
+        })
+        .collect()
+}
+
+/// Events of this batch whose voucher a skipped order of the same batch reverses: skipped.
+fn set_aside_in_batch(
+    set_aside: &[(Uuid, posting::SetAside)],
+    posted: &[(Voucher, Uuid, Uuid, Uuid)],
+    rows: &[(usize, Uuid)],
+    outcomes: &mut [Option<Outcome>],
+) {
+    for (connection, s) in set_aside {
+        let source = posted
+            .iter()
+            .find(|(v, _, c, _)| c == connection && v.key() == s.reversed)
+            .map(|(_, _, _, row)| row);
+        let index = source.and_then(|row| rows.iter().find(|(_, r)| r == row));
+        if let Some((i, _)) = index {
+            outcomes[*i] = Some(Outcome::Skipped(s.reason.clone()));
+        }
+    }
+}
+
+/// Events of earlier batches whose voucher a skipped order of this batch reverses: skipped.
+///
+/// Their rows are locked here, after the orders, out of the lock order of [`process`]. Only a
+/// batch that holds such a row (a redelivery of the payment, a duplicate) and then waits for
+/// this very order can meet it; PostgreSQL breaks that deadlock and the batch it aborts is
+/// retried.
+async fn set_aside_in_ledger(
+    db: &mut PgConnection,
+    set_aside: &[(Uuid, posting::SetAside)],
+) -> sqlx::Result<()> {
+    if set_aside.is_empty() {
+        return Ok(());
+    }
+    let connections: Vec<Uuid> = set_aside.iter().map(|(c, _)| *c).collect();
+    let keys: Vec<&str> = set_aside.iter().map(|(_, s)| s.reversed.as_str()).collect();
+    let reasons: Vec<&str> = set_aside.iter().map(|(_, s)| s.reason.as_str()).collect();
+    events::skip_by_voucher(db, &connections, &keys, &reasons).await
 }
 
 /// Bounds the batch's transaction on the server too, a little inside the worker's own limit:

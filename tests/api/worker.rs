@@ -350,6 +350,172 @@ async fn an_order_before_process_orders_from_is_skipped_with_its_payment() {
     app.cleanup().await;
 }
 
+/// `body` (a payment event) captured at `at`, said to have happened then too.
+fn captured_at(body: &[u8], at: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["occurred_at"] = at.into();
+    v["data"]["payment"]["captured_at"] = at.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn status_of(db: &PgPool, source_event_id: &str) -> (String, Option<String>) {
+    sqlx::query_as("select status, reason from events where source_event_id = $1")
+        .bind(source_event_id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_it() {
+    // The order is registered on 2 March, the day before the connection starts; its payment,
+    // captured on 3 March, arrives first and is posted while the order is unknown.
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let payment = captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z");
+    app.post_native(&conn, &payment).await;
+    let (status, reason) = app.wait_for_event(&event_id(&payment)).await;
+    assert_eq!(status, "processed", "{reason:?}");
+
+    app.post_native(&conn, ORDER_1001).await;
+    let (status, reason) = app.wait_for_event(&event_id(ORDER_1001)).await;
+    assert_eq!(status, "skipped", "{reason:?}");
+
+    // Net, the books are as if the events had come in order: nothing on any account (1500,
+    // 2900, 1522 and the fee's 7770 included). The vouchers are not: the payment stays posted,
+    // and a voucher of the order's skipped event reverses it.
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    let (reversed, source): (String, Uuid) = sqlx::query_as(
+        "select p.idempotency_key, r.source_event from vouchers r join vouchers p on p.id = r.reverses \
+         where r.idempotency_key = 'reversal:payment:pay_7Hk2Lm9Qr4'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("the payment's reversal is posted and names the payment");
+    assert_eq!(reversed, "payment:pay_7Hk2Lm9Qr4");
+    let order_event: Uuid = sqlx::query_scalar("select id from events where source_event_id = $1")
+        .bind(event_id(ORDER_1001))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        source, order_event,
+        "the reversal belongs to the order's event"
+    );
+    let mut negated: Vec<(i32, i64, Option<i32>)> = lines_of(&app.db, "payment:pay_7Hk2Lm9Qr4")
+        .await
+        .into_iter()
+        .map(|(account, amount, code)| (account, -amount, code))
+        .collect();
+    negated.sort_unstable();
+    assert_eq!(
+        lines_of(&app.db, "reversal:payment:pay_7Hk2Lm9Qr4").await,
+        negated
+    );
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.contains("reverses payment:pay_7Hk2Lm9Qr4"),
+        "{reason}"
+    );
+
+    // Both events read as they would in order: skipped, the payment with why.
+    let (status, reason) = status_of(&app.db, &event_id(&payment)).await;
+    assert_eq!(status, "skipped");
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("order 1001 is skipped: registered 2026-03-02")
+            && reason.ends_with("reversed by reversal:payment:pay_7Hk2Lm9Qr4"),
+        "{reason}"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_payment_and_its_skipped_order_queued_together_end_skipped_and_net_zero() {
+    // Both are queued before a worker runs, so that one batch takes them. A batch posts its
+    // events in the order of their ids: this payment's id sorts before the order's.
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let mut payment: serde_json::Value =
+        serde_json::from_slice(&captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z")).unwrap();
+    payment["id"] = "evt_00_payment_first".into();
+    let payment = serde_json::to_vec(&payment).unwrap();
+    for body in [payment.as_slice(), ORDER_1001] {
+        assert_eq!(
+            app.post_native(&conn, body).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let _worker = app.spawn_extra_worker();
+    for body in [ORDER_1001, payment.as_slice()] {
+        let (status, reason) = app.wait_for_event(&event_id(body)).await;
+        assert_eq!(status, "skipped", "{reason:?}");
+    }
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    let (_, reason) = status_of(&app.db, &event_id(&payment)).await;
+    assert!(
+        reason.is_some_and(|r| r.ends_with("reversed by reversal:payment:pay_7Hk2Lm9Qr4")),
+        "the payment's event says why it is skipped"
+    );
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+/// What the order's state remembers of the vouchers posted before it arrived.
+async fn posted_before_order(db: &PgPool) -> Vec<shopbridge::posting::PostedEarly> {
+    let state: String =
+        sqlx::query_scalar("select state::text from orders where order_id = '1001'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    serde_json::from_value(state["posted_before_order"].clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_payment_posted_before_its_order_by_an_earlier_version_is_reversed_after_the_upgrade() {
+    let app = TestApp::spawn().await;
+    let conn = app
+        .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
+        .await;
+    let payment = captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z");
+    app.post_native(&conn, &payment).await;
+    assert_eq!(app.wait_for_event(&event_id(&payment)).await.0, "processed");
+    let remembered = posted_before_order(&app.db).await;
+    assert_eq!(remembered.len(), 1, "the payment is remembered");
+
+    // As an earlier version stored it: no record of the payment in the state. Migration 0013
+    // rebuilds it from the ledger.
+    sqlx::query("update orders set state = (state::jsonb - 'posted_before_order')::json")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(posted_before_order(&app.db).await.is_empty());
+    sqlx::raw_sql(include_str!(
+        "../../migrations/0013_posted_before_order.sql"
+    ))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(posted_before_order(&app.db).await, remembered);
+
+    app.post_native(&conn, ORDER_1001).await;
+    assert_eq!(app.wait_for_event(&event_id(ORDER_1001)).await.0, "skipped");
+    assert_eq!(balances(&app.db, conn.connection.id).await, vec![]);
+    assert_eq!(status_of(&app.db, &event_id(&payment)).await.0, "skipped");
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_worker_aborted_mid_transaction_leaves_nothing_and_the_redelivery_posts_once() {
     let app = TestApp::spawn_with(Options {
