@@ -9,5 +9,6 @@ mod periods;
 mod proxy;
 mod replay;
 mod saft;
+mod signed_bytes;
 mod webhooks;
 mod worker;
