@@ -9,7 +9,7 @@ use shopbridge::connections::Added;
 use shopbridge::signature;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::{Options, TestApp, eventually};
 
 /// A Shopify order as Shopify signs it: paid, not cancelled, `updated_at` 2026-03-02.
 const SHOPIFY_ORDER: &[u8] = include_bytes!("../fixtures/shopify/order-nok-taxes-included.json");
@@ -187,6 +187,38 @@ async fn a_shopify_body_resent_under_a_fresh_webhook_id_is_a_duplicate_and_posts
         );
     }
     assert_eq!(voucher_keys(&app, conn.connection.id).await, posted);
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_copies_of_one_shopify_body_under_fresh_ids_taken_together_post_once() {
+    // Queued before any worker runs, so one worker takes both at once (one batch, or two
+    // batches that meet on the content key).
+    let app = TestApp::spawn_with(Options::receiver()).await;
+    let conn = app.add_connection_from(Channel::Shopify, jan_first()).await;
+    for id in ["wh-b", "wh-a"] {
+        resend(&app, &conn, id, "orders/paid", SHOPIFY_ORDER, &[]).await;
+    }
+    let _worker = app.spawn_extra_worker();
+    let (a, b) = (
+        app.wait_for_event("wh-a").await,
+        app.wait_for_event("wh-b").await,
+    );
+    let (kept, repeat) = match (a.0.as_str(), b.0.as_str()) {
+        ("processed", "duplicate") => ("wh-a", b.1),
+        ("duplicate", "processed") => ("wh-b", a.1),
+        _ => panic!("one is posted and the other a duplicate of it: {a:?}, {b:?}"),
+    };
+    let repeat = repeat.unwrap();
+    assert!(repeat.contains(&format!("as event {kept},")), "{repeat}");
+    assert_eq!(
+        voucher_keys(&app, conn.connection.id).await,
+        [
+            format!("invoice:{ORDER_ID}:1"),
+            format!("payment:order-{ORDER_ID}-paid")
+        ]
+    );
     app.assert_ledger_invariants().await;
     app.cleanup().await;
 }
