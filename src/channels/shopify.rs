@@ -3,15 +3,16 @@
 //! | topic | events |
 //! | --- | --- |
 //! | `orders/create`, `orders/updated` | the order's snapshot |
-//! | `orders/paid` | the snapshot, and a payment of its total (none for a free order); the body must say `financial_status: paid` |
-//! | `orders/cancelled` | the cancellation; the body must carry its `cancelled_at` |
+//! | `orders/paid` | the snapshot, and a payment of its total (none for a free order); only for a body whose `financial_status` is `paid` |
+//! | `orders/cancelled` | the cancellation; only for a body with a `cancelled_at` |
 //! | `refunds/create` | the refund ([`refund`]) |
 //! | `products/create`, `products/update` | one product per variant with a SKU ([`product`]) |
 //! | anything else | ignored |
 //!
-//! The topic header is not signed, so it only picks how the body is read; what is posted follows
-//! from the body, and a body that contradicts its topic is refused (see the note above `paid`). Each delivery
-//! also carries a [`Reading::content_key`], since its webhook id is not signed either.
+//! The topic header is not signed, so it only picks how the body is read; what is posted
+//! follows from the body, and a body that contradicts its topic is refused (see the note above
+//! `paid`). Each delivery also carries a [`Reading::content_key`], since its webhook id is not
+//! signed either.
 //!
 //! Decisions, each because the ledger must be exact:
 //! - **Shop money.** Amounts are posted in the shop's currency (`currency`): every amount is read
