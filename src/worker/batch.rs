@@ -393,7 +393,7 @@ async fn post_one(
     let date = oslo_date(w.meta.occurred_at.unwrap_or(w.meta.received_at));
     let mut staged: HashMap<OrderKey, OrderState> = HashMap::new();
     let mut vouchers = Vec::new();
-    let mut summary = Outcome::Processed;
+    let mut parts = Vec::with_capacity(w.events.len());
     for event in &w.events {
         let rate = match exchange_rate(db, company, &base_ctx, event, date).await? {
             Ok(rate) => rate,
@@ -416,7 +416,7 @@ async fn post_one(
             Err(e) if e.is_retryable() => return Ok(Err(Outcome::Retry(e.to_string()))),
             Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
         };
-        summary = combine(summary, &posting.outcome);
+        parts.push(posting.outcome.clone());
         vouchers.extend(posting.vouchers);
         if let Some(k) = key {
             staged.insert(k, posting.state);
@@ -424,7 +424,7 @@ async fn post_one(
     }
     let keys: Vec<OrderKey> = staged.keys().cloned().collect();
     states.extend(staged);
-    Ok(Ok((summary, vouchers, keys, company)))
+    Ok(Ok((summarise(&parts), vouchers, keys, company)))
 }
 
 /// The rate for an event in another currency than the company's: from the payload if the order
@@ -451,7 +451,18 @@ async fn exchange_rate(
     Ok(Ok(micros.map(|micros| ExchangeRate { micros })))
 }
 
-/// One delivery's outcome from its events' outcomes: the most telling one wins.
+/// One delivery's outcome from its events' outcomes: the most telling one wins. A stale
+/// snapshot beside a payment that posted (a Shopify `orders/paid` whose snapshot came already
+/// with its `orders/create`) is a delivery that posted, not one skipped as stale.
+fn summarise(parts: &[EngineOutcome]) -> Outcome {
+    let posted = parts.contains(&EngineOutcome::Posted);
+    parts
+        .iter()
+        .filter(|p| !(posted && **p == EngineOutcome::Stale))
+        .fold(Outcome::Processed, combine)
+}
+
+/// The outcome so far, and one more event's: the first that is not `Processed` wins.
 fn combine(so_far: Outcome, next: &EngineOutcome) -> Outcome {
     let next = match next {
         EngineOutcome::Posted | EngineOutcome::Unchanged | EngineOutcome::ProductUpserted => {
