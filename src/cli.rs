@@ -235,7 +235,7 @@ pub enum ConnectionsCommand {
 pub enum EventsCommand {
     /// Events, newest first, with their status and reason.
     List {
-        /// Only events of this status: processed, skipped, ignored, failed.
+        /// Only events of this status: processed, skipped, ignored, duplicate, failed.
         #[arg(long)]
         status: Option<String>,
         /// At most this many.

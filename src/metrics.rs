@@ -32,7 +32,7 @@ pub struct ConfirmLabels {
 /// Labels of the events gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
-    /// processing, processed, skipped, ignored or failed.
+    /// processing, processed, skipped, ignored, duplicate or failed.
     pub status: String,
 }
 
@@ -163,7 +163,14 @@ impl Metrics {
 
     /// Sets the events gauge from `(status, count)` rows; statuses not listed read 0.
     pub fn set_events(&self, rows: &[(String, i64)]) {
-        for status in ["processing", "processed", "skipped", "ignored", "failed"] {
+        for status in [
+            "processing",
+            "processed",
+            "skipped",
+            "ignored",
+            "duplicate",
+            "failed",
+        ] {
             let n = rows
                 .iter()
                 .find(|(s, _)| s == status)

@@ -3,11 +3,16 @@
 //! | topic | events |
 //! | --- | --- |
 //! | `orders/create`, `orders/updated` | the order's snapshot |
-//! | `orders/paid` | the snapshot, and a payment of its total (none for a free order) |
-//! | `orders/cancelled` | the cancellation |
+//! | `orders/paid` | the snapshot, and a payment of its total (none for a free order); only for a body whose `financial_status` is `paid` |
+//! | `orders/cancelled` | the cancellation; only for a body with a `cancelled_at` |
 //! | `refunds/create` | the refund ([`refund`]) |
 //! | `products/create`, `products/update` | one product per variant with a SKU ([`product`]) |
 //! | anything else | ignored |
+//!
+//! The topic header is not signed, so it only picks how the body is read; what is posted
+//! follows from the body, and a body that contradicts its topic is refused (see the note above
+//! `paid`). Each delivery also carries a [`Reading::content_key`], since its webhook id is not
+//! signed either.
 //!
 //! Decisions, each because the ledger must be exact:
 //! - **Shop money.** Amounts are posted in the shop's currency (`currency`): every amount is read
@@ -31,33 +36,66 @@ mod refund;
 
 use chrono::{DateTime, Utc};
 
-use super::AdapterError;
 use super::amounts::{check_line, sum};
 use super::json::{self, Node, Obj, invalid};
+use super::{AdapterError, Reading};
 use crate::posting::event::{
     Customer, Event, LineKind, Order, OrderCancellation, OrderLine, Payment,
 };
 use crate::posting::money::{Money, Rate};
 
 /// Reads one Shopify webhook of `topic`.
-pub(super) fn parse(topic: &str, body: &[u8]) -> Result<Vec<Event>, AdapterError> {
+pub(super) fn read(topic: &str, body: &[u8]) -> Result<Reading, AdapterError> {
     let root = json::root(body)?;
-    match topic {
-        "orders/create" | "orders/updated" => Ok(vec![Event::Order(order(&root)?)]),
+    let events = match topic {
+        "orders/create" | "orders/updated" => vec![Event::Order(order(&root)?)],
         "orders/paid" => {
             let order = order(&root)?;
             let payment = paid(&root, &order)?;
-            Ok(std::iter::once(Event::Order(order))
+            std::iter::once(Event::Order(order))
                 .chain(payment.map(Event::Payment))
-                .collect())
+                .collect()
         }
-        "orders/cancelled" => Ok(vec![Event::OrderCancelled(cancellation(&root)?)]),
-        "refunds/create" => refund::parse(&root, topic),
-        "products/create" | "products/update" => product::parse(&root, topic),
-        _ => Ok(vec![Event::Ignored {
+        "orders/cancelled" => vec![Event::OrderCancelled(cancellation(&root)?)],
+        "refunds/create" => refund::parse(&root, topic)?,
+        "products/create" | "products/update" => product::parse(&root, topic)?,
+        _ => vec![Event::Ignored {
             topic: topic.to_owned(),
-        }]),
-    }
+        }],
+    };
+    Ok(Reading {
+        events,
+        content_key: content_key(topic, &root)?,
+    })
+}
+
+/// What the delivery is, for deduplicating on content ([`Reading::content_key`]): the kind of
+/// event the topic reads the body as, the resource's `id` and its `updated_at` (else
+/// `created_at`). `orders/create` and `orders/updated` are one kind, since both carry nothing
+/// but the order's snapshot; `orders/paid` and `orders/cancelled` post more, so each is its own.
+/// An order's snapshot at one `updated_at` is one version, which the posting engine applies
+/// once anyway, so keying on it loses no change that would have been posted.
+fn content_key(topic: &str, o: &Obj<'_>) -> Result<Option<String>, AdapterError> {
+    let kind = match topic {
+        "orders/create" | "orders/updated" => "order",
+        "orders/paid" => "paid",
+        "orders/cancelled" => "cancelled",
+        "refunds/create" => "refund",
+        "products/create" | "products/update" => "product",
+        _ => return Ok(None),
+    };
+    // Shopify always sends both; a body without them has no content to key, and is
+    // deduplicated on its webhook id alone.
+    let (Some(id), Some(as_of)) = (
+        o.opt("id", Node::id)?,
+        match o.opt("updated_at", Node::timestamp)? {
+            Some(at) => Some(at),
+            None => o.opt("created_at", Node::timestamp)?,
+        },
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(super::content_key(kind, &id, as_of)))
 }
 
 /// Which side of Shopify's money bags (`{"shop_money": .., "presentment_money": ..}`) to read,
@@ -347,9 +385,39 @@ fn gateway(o: &Obj<'_>) -> Result<Option<String>, AdapterError> {
     o.opt_text("gateway")
 }
 
+// The topic and the webhook id are headers, which Shopify's HMAC does not cover: anyone who
+// captured one signed body can send it again under any topic, any number of times. So the topic
+// only says how to read the body, and what is posted must follow from the body: `orders/paid`
+// posts a payment only for an order the body says is paid, `orders/cancelled` cancels only an
+// order the body says is cancelled. A topic the body contradicts is refused here, in the worker,
+// so the event is dead-lettered with the field in its reason, rather than with 400 at the edge:
+// the edge reads no channel's payloads (one reader of bodies, which replays of stored events go
+// through too), Shopify answers any non-2xx with retries for two days and then deletes the
+// subscription, and a dead letter keeps the body for an operator to look at.
+
 /// The payment an `orders/paid` stands for: the order's total in shop money, identified by the
-/// order (the webhook names no transaction). A free order has nothing to post.
+/// order (the webhook names no transaction, and the payload carries no transactions). Only a
+/// body whose `financial_status` is `paid`, with nothing outstanding, stands for one: that is
+/// the change Shopify sends `orders/paid` for. A free order has nothing to post.
 fn paid(o: &Obj<'_>, order: &Order) -> Result<Option<Payment>, AdapterError> {
+    let status = o.req_as("financial_status", Node::text_nonempty)?;
+    if status != "paid" {
+        let reason = format!(
+            "is `{status}`, not `paid`: the body does not say the order was paid, so the \
+             topic orders/paid disagrees with it and no payment is posted"
+        );
+        return Err(invalid(&o.child("financial_status"), reason));
+    }
+    let shop = Side::shop(&order.currency);
+    if let Some(owed) = shop.amount(o, "total_outstanding")?
+        && !owed.is_zero()
+    {
+        let reason = format!(
+            "{owed} is still owed, so the order is not paid in full; the payment is left for \
+             an operator to post"
+        );
+        return Err(invalid(&o.child("total_outstanding"), reason));
+    }
     if order.total.is_zero() {
         return Ok(None);
     }
@@ -366,17 +434,25 @@ fn paid(o: &Obj<'_>, order: &Order) -> Result<Option<Payment>, AdapterError> {
     }))
 }
 
-/// `orders/cancelled`: dated by `cancelled_at` (else `updated_at`), versioned like the snapshot.
+/// `orders/cancelled`: dated by `cancelled_at`, versioned like the snapshot. An order whose
+/// `cancelled_at` is null is not cancelled, whatever the topic says.
 fn cancellation(o: &Obj<'_>) -> Result<OrderCancellation, AdapterError> {
-    let cancelled_at = match o.opt("cancelled_at", Node::timestamp)? {
-        Some(at) => at,
-        None => o.req_as("updated_at", Node::timestamp)?,
+    let Some(cancelled_at) = o.opt("cancelled_at", Node::timestamp)? else {
+        let reason = "is null: the order is not cancelled, so the topic orders/cancelled \
+                      disagrees with the body and nothing is cancelled";
+        return Err(invalid(&o.child("cancelled_at"), reason));
     };
     Ok(OrderCancellation {
         order_id: o.req_as("id", Node::id)?,
         version: Some(version(o)?),
         cancelled_at,
     })
+}
+
+/// The events of [`read`] alone, as the unit tests compare them.
+#[cfg(test)]
+fn parse(topic: &str, body: &[u8]) -> Result<Vec<Event>, AdapterError> {
+    read(topic, body).map(|r| r.events)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! WooCommerce webhooks (REST v3 payloads, as `X-WC-Webhook-Topic` names them).
 //!
 //! `order.created` and `order.updated` become the order's snapshot; every other topic is
-//! ignored for now (refunds, payments and products are left to later work).
+//! ignored for now (refunds, payments and products are left to later work). The topic header is
+//! not signed, so it only picks how the body is read: whether the order is cancelled comes from
+//! its `status`, and each delivery carries a [`Reading::content_key`].
 //!
 //! WooCommerce stores line totals without tax whatever `prices_include_tax` says, with the tax
 //! beside them, so orders are posted as net prices with the shop's own VAT amounts
@@ -14,21 +16,47 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::AdapterError;
 use super::amounts::check_line;
 use super::json::{self, Node, Obj, invalid};
+use super::{AdapterError, Reading};
 use crate::posting::event::{Customer, Event, LineKind, Order, OrderLine};
 use crate::posting::money::{Money, Rate};
 
 /// Reads one WooCommerce webhook of `topic`.
-pub(super) fn parse(topic: &str, body: &[u8]) -> Result<Vec<Event>, AdapterError> {
+pub(super) fn read(topic: &str, body: &[u8]) -> Result<Reading, AdapterError> {
     let root = json::root(body)?;
     match topic {
-        "order.created" | "order.updated" => Ok(vec![Event::Order(order(&root)?)]),
-        _ => Ok(vec![Event::Ignored {
-            topic: topic.to_owned(),
-        }]),
+        "order.created" | "order.updated" => {
+            let order = order(&root)?;
+            let content_key = content_key(&root, &order)?;
+            Ok(Reading {
+                events: vec![Event::Order(order)],
+                content_key: Some(content_key),
+            })
+        }
+        _ => Ok(Reading {
+            events: vec![Event::Ignored {
+                topic: topic.to_owned(),
+            }],
+            content_key: None,
+        }),
     }
+}
+
+/// The events of [`read`] alone, as the unit tests compare them.
+#[cfg(test)]
+fn parse(topic: &str, body: &[u8]) -> Result<Vec<Event>, AdapterError> {
+    read(topic, body).map(|r| r.events)
+}
+
+/// What an order delivery is, for deduplicating on content ([`Reading::content_key`]): the
+/// order's snapshot as of `date_modified_gmt`. The event id the receiver derives contains the
+/// topic, which is not signed, so the same body sent as `order.created` and as `order.updated`
+/// gets two ids; both topics carry nothing but the snapshot, so they are one kind here. One
+/// `date_modified_gmt` is one version, which the posting engine applies once anyway.
+fn content_key(o: &Obj<'_>, order: &Order) -> Result<String, AdapterError> {
+    let as_of = o.req_as("date_modified_gmt", gmt)?;
+    Ok(super::content_key("order", &order.id, as_of))
 }
 
 fn order(o: &Obj<'_>) -> Result<Order, AdapterError> {
@@ -292,5 +320,19 @@ mod tests {
                 topic: "product.updated".into()
             }]
         );
+    }
+
+    #[test]
+    fn both_order_topics_give_one_content_key_and_other_topics_none() {
+        let body = woo_order().to_string();
+        let key = |topic: &str| read(topic, body.as_bytes()).unwrap().content_key;
+        let snapshot = Some("order:727:2026-03-02T10:15:31Z".to_owned());
+        assert_eq!(key("order.created"), snapshot);
+        assert_eq!(key("order.updated"), snapshot);
+        assert_eq!(key("order.deleted"), None);
+        let mut later = woo_order();
+        later["date_modified_gmt"] = json!("2026-03-02T10:16:00");
+        let later = read("order.updated", later.to_string().as_bytes()).unwrap();
+        assert_ne!(later.content_key, snapshot, "a later change is new content");
     }
 }

@@ -27,7 +27,14 @@ const PAGE: i64 = 100;
 /// How long a replay from the console waits to report what the worker made of it.
 const REPLAY_WAIT: Duration = Duration::from_secs(5);
 /// Event statuses an operator can filter on.
-const STATUSES: [&str; 5] = ["processed", "skipped", "ignored", "failed", "processing"];
+const STATUSES: [&str; 6] = [
+    "processed",
+    "skipped",
+    "ignored",
+    "duplicate",
+    "failed",
+    "processing",
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new()

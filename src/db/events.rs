@@ -1,5 +1,6 @@
 //! The event inbox and audit trail: one row per (connection, event id), holding the source
-//! document and what became of it.
+//! document and what became of it; and, for channels whose event id is not signed, one claim per
+//! (connection, content key).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -108,6 +109,82 @@ pub async fn arrive_all(
         .collect())
 }
 
+/// One delivery's claim on its content key (see [`claim_contents`]).
+#[derive(Clone, Debug)]
+pub struct ContentClaim<'a> {
+    /// The connection it arrived on.
+    pub connection_id: Uuid,
+    /// What its body says happened, to which resource, as of when.
+    pub content_key: &'a str,
+    /// Its row in `events`, as [`arrive_all`] returned it.
+    pub event_row: Uuid,
+}
+
+/// Records each delivery's content key once per connection (`event_contents_once`), in key
+/// order after the inbox rows, so concurrent batches take these locks in one order too. `claims`
+/// must not hold one (connection, key) twice. Answers, in `claims`' order, the shop's event id
+/// of the earlier event that holds the key, when another event than the claimant holds it: the
+/// claimant is a duplicate of that one. A key its own event holds already (a replay of that
+/// event after it failed) is no duplicate. Two batches claiming one key at once serialise on it:
+/// the second waits for the first to commit or roll back, and then sees what it did.
+///
+/// # Errors
+/// A database error.
+pub async fn claim_contents(
+    db: &mut PgConnection,
+    claims: &[ContentClaim<'_>],
+) -> sqlx::Result<Vec<Option<String>>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let conns: Vec<Uuid> = claims.iter().map(|c| c.connection_id).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.content_key).collect();
+    let rows: Vec<Uuid> = claims.iter().map(|c| c.event_row).collect();
+    let inserted: Vec<(Uuid, String)> = sqlx::query_as(
+        "insert into event_contents (connection_id, content_key, event_id) \
+         select * from unnest($1::uuid[], $2::text[], $3::uuid[]) as u(c, k, e) order by u.c, u.k \
+         on conflict on constraint event_contents_once do nothing \
+         returning connection_id, content_key",
+    )
+    .bind(&conns)
+    .bind(&keys)
+    .bind(&rows)
+    .fetch_all(&mut *db)
+    .await?;
+    if inserted.len() == claims.len() {
+        return Ok(vec![None; claims.len()]);
+    }
+    let inserted: std::collections::HashSet<(Uuid, &str)> =
+        inserted.iter().map(|(c, k)| (*c, k.as_str())).collect();
+    let (held_conns, held_keys): (Vec<Uuid>, Vec<&str>) = claims
+        .iter()
+        .filter(|c| !inserted.contains(&(c.connection_id, c.content_key)))
+        .map(|c| (c.connection_id, c.content_key))
+        .unzip();
+    // A statement of its own, so that (at read committed) it sees the rows of the transactions
+    // the insert waited for.
+    let holders: Vec<(Uuid, String, Uuid, String)> = sqlx::query_as(
+        "select c.connection_id, c.content_key, c.event_id, e.source_event_id \
+         from event_contents c join events e on e.id = c.event_id \
+         join unnest($1::uuid[], $2::text[]) as u(c, k) on c.connection_id = u.c and c.content_key = u.k",
+    )
+    .bind(&held_conns)
+    .bind(&held_keys)
+    .fetch_all(&mut *db)
+    .await?;
+    let holders: std::collections::HashMap<(Uuid, &str), (Uuid, &str)> = holders
+        .iter()
+        .map(|(c, k, row, source)| ((*c, k.as_str()), (*row, source.as_str())))
+        .collect();
+    Ok(claims
+        .iter()
+        .map(|c| match holders.get(&(c.connection_id, c.content_key)) {
+            Some((row, source)) if *row != c.event_row => Some((*source).to_owned()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Sets the final status of events (one row each), with their reasons; rows that already have
 /// them (see [`arrive_all`]) are left as they are.
 ///
@@ -204,9 +281,9 @@ pub struct EventRow {
     pub channel: String,
     /// Topic.
     pub topic: String,
-    /// processed, skipped, ignored or failed.
+    /// processed, skipped, ignored, duplicate or failed.
     pub status: String,
-    /// Why it was skipped, ignored or failed.
+    /// Why it was skipped, ignored, a duplicate or failed.
     pub reason: Option<String>,
     /// Deliveries so far.
     pub deliveries: i32,

@@ -1,7 +1,8 @@
 //! Replaying stored events: the events table keeps every source document exactly as the shop
 //! signed it, so an event can be queued again, with the headers the receiver set, after a rule
 //! or setting was fixed. A `failed` one is posted again; a done one (`processed`, `skipped`,
-//! `ignored`) reaches the inbox as a duplicate and changes nothing, and the report says so.
+//! `ignored`, `duplicate`) reaches the inbox as a duplicate and changes nothing, and the report
+//! says so.
 
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ pub struct EventFilter {
     pub id: Option<Uuid>,
     /// Only this connection's.
     pub connection: Option<Uuid>,
-    /// Only events with this status: processed, skipped, ignored, failed.
+    /// Only events with this status: processed, skipped, ignored, duplicate, failed.
     pub status: Option<String>,
     /// Only this topic (event type).
     pub topic: Option<String>,

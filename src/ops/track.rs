@@ -119,7 +119,7 @@ async fn settle_one(db: &mut sqlx::PgConnection, b: &Before) -> sqlx::Result<Opt
     }
     let done_before = matches!(
         b.status.as_deref(),
-        Some("processed" | "skipped" | "ignored")
+        Some("processed" | "skipped" | "ignored" | "duplicate")
     );
     let vouchers = q::vouchers_of_event_since(db, now.id, b.at).await?;
     let settled = match now.status.as_str() {
@@ -134,6 +134,7 @@ async fn settle_one(db: &mut sqlx::PgConnection, b: &Before) -> sqlx::Result<Opt
         "processed" => (ReplayResult::Posted, None, vouchers),
         "skipped" => (ReplayResult::Skipped, now.reason, vouchers),
         "ignored" => (ReplayResult::Ignored, now.reason, vouchers),
+        "duplicate" => (ReplayResult::Duplicate, now.reason, vouchers),
         _ => (ReplayResult::Failed, now.reason, vouchers),
     };
     Ok(Some(settled))

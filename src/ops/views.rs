@@ -116,9 +116,9 @@ pub struct EventView {
     pub channel: String,
     /// Topic.
     pub topic: String,
-    /// processed, skipped, ignored, failed (or processing).
+    /// processed, skipped, ignored, duplicate, failed (or processing).
     pub status: String,
-    /// Why it was skipped, ignored or failed.
+    /// Why it was skipped, ignored, a duplicate or failed.
     pub reason: Option<String>,
     /// Deliveries (more than one: duplicates or replays).
     pub deliveries: i32,

@@ -1,6 +1,9 @@
 //! Shopify: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body under the app's
-//! client secret. The event id and topic come from headers; there is no signed timestamp, so
-//! Shopify deliveries carry no replay window (deduplication on the event id covers replays).
+//! client secret. The event id and topic come from headers, which the HMAC does not cover, and
+//! there is no signed timestamp: a captured body verifies under any topic and any id, at any
+//! time. So the topic is passed on only as a hint that the adapter checks against the body, and
+//! the worker deduplicates on the body's content as well as on the event id
+//! (`channels::Reading::content_key`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

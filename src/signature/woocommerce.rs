@@ -1,7 +1,10 @@
 //! WooCommerce: `X-WC-Webhook-Signature` is the base64 HMAC-SHA256 of the raw body under the
 //! webhook's secret, and `X-WC-Webhook-Topic` names the event. WooCommerce sends no stable
 //! event id (its delivery id changes on every retry) and no signed timestamp, so the event id is
-//! derived from the topic, the resource id and a hash of the body.
+//! derived from the topic, the resource id and a hash of the body. The topic header is not
+//! signed, so the same body sent under another topic gets another id: the adapter reads what
+//! happened from the body, and the worker deduplicates on the body's content too
+//! (`channels::Reading::content_key`).
 //!
 //! When a webhook is created, WooCommerce pings the URL once, unsigned, with the form body
 //! `webhook_id=N`; that is answered as [`Delivery::Ping`] and queues nothing.

@@ -27,6 +27,9 @@ pub enum Outcome {
     Ignored(String),
     /// Already handled; ack.
     Duplicate,
+    /// The same content as an earlier event, delivered under another event id: recorded as
+    /// `duplicate` with this reason (naming the earlier event), nothing posted; ack.
+    DuplicateContent(String),
     /// Cannot be posted as it is: dead-letter with this reason.
     Failed(String),
     /// Could be posted later (its order has not arrived): retry with backoff.
@@ -41,6 +44,8 @@ struct Work<'a> {
     event_row: Uuid,
     meta: &'a Meta,
     events: Vec<Event>,
+    /// See [`channels::Reading::content_key`].
+    content_key: Option<String>,
 }
 
 /// The batch's transaction took longer than `SHOPBRIDGE_BATCH_TIMEOUT`: the database stopped
@@ -52,8 +57,9 @@ pub struct TimedOut(pub std::time::Duration);
 
 /// Posts a batch in one transaction and returns each delivery's outcome, in order.
 ///
-/// Locks are taken in one global order — inbox rows, then orders, then customers, then voucher
-/// counters, each sorted by key — so concurrent batches wait for each other but never deadlock.
+/// Locks are taken in one global order — inbox rows, then content keys, then orders, then
+/// customers, then voucher counters, each sorted by key — so concurrent batches wait for each
+/// other but never deadlock.
 ///
 /// The transaction is bounded by the worker's batch timeout. Past it, the connection is taken
 /// out of the pool and closed rather than returned: a connection dropped mid-query cannot be
@@ -96,16 +102,18 @@ async fn transaction(
                 .as_ref()
                 .expect("arrived deliveries have metadata"),
         );
-        match channels::parse(meta.channel, &meta.topic, item.body()) {
-            Ok(events) => work.push(Work {
+        match channels::read(meta.channel, &meta.topic, item.body()) {
+            Ok(reading) => work.push(Work {
                 index: i,
                 event_row: row,
                 meta,
-                events,
+                events: reading.events,
+                content_key: reading.content_key,
             }),
             Err(e) => outcomes[i] = Some(Outcome::Failed(format!("invalid payload: {e}"))),
         }
     }
+    claim_contents(&mut tx, &mut work, &mut outcomes).await?;
     let mut states = lock_orders(&mut tx, &work).await?;
     let t_lock = t0.elapsed();
     let mut touched: BTreeMap<OrderKey, ()> = BTreeMap::new();
@@ -292,6 +300,65 @@ async fn arrive(
     Ok(todo)
 }
 
+/// Claims each delivery's content key (see [`channels::Reading::content_key`]) and takes out of
+/// `work` the deliveries whose content an earlier event carried: they are duplicates of it,
+/// delivered again under another event id, and post nothing. Within the batch the first
+/// delivery of a content wins; the claims go to the database in key order.
+async fn claim_contents(
+    db: &mut PgConnection,
+    work: &mut Vec<Work<'_>>,
+    outcomes: &mut [Option<Outcome>],
+) -> sqlx::Result<()> {
+    let mut keyed: Vec<(Uuid, &str, usize)> = work
+        .iter()
+        .enumerate()
+        .filter_map(|(at, w)| {
+            let key = w.content_key.as_deref()?;
+            Some((w.meta.connection_id, key, at))
+        })
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    keyed.sort_unstable();
+    let mut claims: Vec<events::ContentClaim<'_>> = Vec::with_capacity(keyed.len());
+    let mut claimants: Vec<usize> = Vec::with_capacity(keyed.len());
+    let mut repeats: Vec<(usize, String)> = Vec::new();
+    for (conn, key, at) in keyed {
+        match claims.last() {
+            Some(c) if c.connection_id == conn && c.content_key == key => {
+                let first = &work[*claimants.last().expect("one per claim")];
+                repeats.push((at, first.meta.event_id.clone()));
+            }
+            _ => {
+                claims.push(events::ContentClaim {
+                    connection_id: conn,
+                    content_key: key,
+                    event_row: work[at].event_row,
+                });
+                claimants.push(at);
+            }
+        }
+    }
+    let holders = events::claim_contents(db, &claims).await?;
+    repeats.extend(
+        claimants
+            .into_iter()
+            .zip(holders)
+            .filter_map(|(at, holder)| Some((at, holder?))),
+    );
+    for (at, earlier) in repeats {
+        let w = &work[at];
+        let key = w.content_key.as_deref().unwrap_or_default();
+        outcomes[w.index] = Some(Outcome::DuplicateContent(format!(
+            "the same content ({key}) as event {earlier}, delivered again under another event id; \
+             nothing posted"
+        )));
+    }
+    work.retain(|w| outcomes[w.index].is_none());
+    Ok(())
+}
+
 /// Customers and products the batch's posted events named, written after the orders and
 /// before the voucher counters (see the lock order on [`process`]).
 #[derive(Default)]
@@ -386,7 +453,7 @@ async fn post_one(
     let date = oslo_date(w.meta.occurred_at.unwrap_or(w.meta.received_at));
     let mut staged: HashMap<OrderKey, OrderState> = HashMap::new();
     let mut vouchers = Vec::new();
-    let mut summary = Outcome::Processed;
+    let mut parts = Vec::with_capacity(w.events.len());
     for event in &w.events {
         let rate = match exchange_rate(db, company, &base_ctx, event, date).await? {
             Ok(rate) => rate,
@@ -409,7 +476,7 @@ async fn post_one(
             Err(e) if e.is_retryable() => return Ok(Err(Outcome::Retry(e.to_string()))),
             Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
         };
-        summary = combine(summary, &posting.outcome);
+        parts.push(posting.outcome.clone());
         vouchers.extend(posting.vouchers);
         if let Some(k) = key {
             staged.insert(k, posting.state);
@@ -417,7 +484,7 @@ async fn post_one(
     }
     let keys: Vec<OrderKey> = staged.keys().cloned().collect();
     states.extend(staged);
-    Ok(Ok((summary, vouchers, keys, company)))
+    Ok(Ok((summarise(&parts), vouchers, keys, company)))
 }
 
 /// The rate for an event in another currency than the company's: from the payload if the order
@@ -444,7 +511,18 @@ async fn exchange_rate(
     Ok(Ok(micros.map(|micros| ExchangeRate { micros })))
 }
 
-/// One delivery's outcome from its events' outcomes: the most telling one wins.
+/// One delivery's outcome from its events' outcomes: the most telling one wins. A stale
+/// snapshot beside a payment that posted (a Shopify `orders/paid` whose snapshot came already
+/// with its `orders/create`) is a delivery that posted, not one skipped as stale.
+fn summarise(parts: &[EngineOutcome]) -> Outcome {
+    let posted = parts.contains(&EngineOutcome::Posted);
+    parts
+        .iter()
+        .filter(|p| !(posted && **p == EngineOutcome::Stale))
+        .fold(Outcome::Processed, combine)
+}
+
+/// The outcome so far, and one more event's: the first that is not `Processed` wins.
 fn combine(so_far: Outcome, next: &EngineOutcome) -> Outcome {
     let next = match next {
         EngineOutcome::Posted | EngineOutcome::Unchanged | EngineOutcome::ProductUpserted => {
@@ -493,6 +571,7 @@ async fn finish_events(
     for (i, id) in rows {
         let (status, reason) = match &outcomes[*i] {
             Outcome::Processed | Outcome::Duplicate => ("processed", None),
+            Outcome::DuplicateContent(r) => ("duplicate", Some(r.clone())),
             Outcome::Skipped(r) => ("skipped", Some(r.clone())),
             Outcome::Ignored(r) => ("ignored", Some(r.clone())),
             Outcome::Failed(r) => ("failed", Some(r.clone())),

@@ -29,9 +29,11 @@ pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: 
         .map(|m| m.event_id.as_str())
         .unwrap_or("?");
     let settled = match &outcome {
-        Outcome::Processed | Outcome::Skipped(_) | Outcome::Ignored(_) | Outcome::Duplicate => {
-            Ok(())
-        }
+        Outcome::Processed
+        | Outcome::Skipped(_)
+        | Outcome::Ignored(_)
+        | Outcome::Duplicate
+        | Outcome::DuplicateContent(_) => Ok(()),
         Outcome::Failed(reason) => {
             let _one_at_a_time = deps.settle_lock.lock().await;
             tracing::warn!(%event_id, %reason, "Event dead-lettered.");

@@ -11,5 +11,6 @@ mod proxy;
 mod replay;
 mod saft;
 mod setup;
+mod signed_bytes;
 mod webhooks;
 mod worker;

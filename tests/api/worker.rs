@@ -147,6 +147,37 @@ async fn a_shopify_order_is_posted_from_its_webhook() {
 }
 
 #[tokio::test]
+async fn a_shopify_orders_paid_after_its_orders_create_is_processed_with_its_payment() {
+    let app = TestApp::spawn().await;
+    let conn = app.add_connection_from(Channel::Shopify, jan_first()).await;
+    let body = include_bytes!("../fixtures/shopify/order-nok-taxes-included.json");
+    // Shopify sends both for a checkout paid at once, with one `updated_at`: the snapshot in
+    // orders/paid is the one orders/create brought, the payment is new.
+    for (id, topic) in [("wh-create", "orders/create"), ("wh-paid", "orders/paid")] {
+        let resp = app
+            .post_signed(
+                conn.connection.id,
+                Channel::Shopify,
+                &conn.secret,
+                id,
+                topic,
+                body,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            app.wait_for_event(id).await,
+            ("processed".into(), None),
+            "{id}"
+        );
+    }
+    let payment = lines_of(&app.db, "payment:order-9007199254740993-paid").await;
+    assert_eq!(payment, vec![(1500, -72_600, None), (1522, 72_600, None)]);
+    app.assert_ledger_invariants().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_same_event_ten_times_and_to_several_workers_posts_one_voucher() {
     let app = TestApp::spawn().await;
     let _second = app.spawn_extra_worker();

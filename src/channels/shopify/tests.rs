@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::parse;
+use super::{parse, read};
 use crate::posting::event::{
     Customer, Event, LineKind, Order, OrderCancellation, OrderLine, Payment, Product,
 };
@@ -361,4 +361,76 @@ fn a_product_gives_one_event_per_variant_with_a_sku() {
             topic: "products/create".into()
         }]
     );
+}
+
+#[test]
+fn orders_cancelled_for_an_order_whose_cancelled_at_is_null_is_refused() {
+    let reason = refused("orders/cancelled", NOK_ORDER, |_| {});
+    assert_eq!(
+        reason,
+        "cancelled_at: is null: the order is not cancelled, so the topic orders/cancelled \
+         disagrees with the body and nothing is cancelled"
+    );
+    let reason = refused("orders/cancelled", NOK_ORDER, |o| {
+        o.as_object_mut().unwrap().remove("cancelled_at");
+    });
+    assert!(reason.starts_with("cancelled_at: is null"), "{reason}");
+}
+
+#[test]
+fn orders_paid_for_an_order_the_body_does_not_call_paid_is_refused() {
+    for status in ["pending", "authorized", "partially_paid", "voided"] {
+        let reason = refused("orders/paid", NOK_ORDER, |o| {
+            o["financial_status"] = json!(status)
+        });
+        assert_eq!(
+            reason,
+            format!(
+                "financial_status: is `{status}`, not `paid`: the body does not say the order \
+                 was paid, so the topic orders/paid disagrees with it and no payment is posted"
+            )
+        );
+    }
+    let reason = refused("orders/paid", NOK_ORDER, |o| {
+        o.as_object_mut().unwrap().remove("financial_status");
+    });
+    assert_eq!(reason, "financial_status: missing");
+    let reason = refused("orders/paid", NOK_ORDER, |o| {
+        o["total_outstanding"] = json!("126.00")
+    });
+    assert!(
+        reason.starts_with("total_outstanding: 126.00 is still owed"),
+        "{reason}"
+    );
+    let settled = edited(NOK_ORDER, |o| o["total_outstanding"] = json!("0.00"));
+    assert_eq!(parse("orders/paid", &settled).unwrap().len(), 2);
+    // The snapshot alone does not depend on the financial status.
+    let pending = edited(NOK_ORDER, |o| o["financial_status"] = json!("pending"));
+    assert!(!order("orders/create", &pending).cancelled);
+}
+
+#[test]
+fn the_content_key_is_what_the_body_says_happened_to_which_order_as_of_when() {
+    let key = |topic: &str, body: &[u8]| read(topic, body).unwrap().content_key;
+    let snapshot = Some("order:9007199254740993:2026-03-02T10:15:31Z".to_owned());
+    assert_eq!(key("orders/create", NOK_ORDER), snapshot);
+    assert_eq!(key("orders/updated", NOK_ORDER), snapshot, "one snapshot");
+    assert_eq!(
+        key("orders/paid", NOK_ORDER).as_deref(),
+        Some("paid:9007199254740993:2026-03-02T10:15:31Z")
+    );
+    // One instant written with another offset is the same content.
+    let utc = edited(NOK_ORDER, |o| {
+        o["updated_at"] = json!("2026-03-02T10:15:31Z")
+    });
+    assert_eq!(key("orders/create", &utc), snapshot);
+    let later = edited(NOK_ORDER, |o| {
+        o["updated_at"] = json!("2026-03-02T11:15:32+01:00")
+    });
+    assert_ne!(key("orders/updated", &later), snapshot, "a later change");
+    assert_eq!(
+        key("refunds/create", fixture!("shopify/refund-nok.json")).as_deref(),
+        Some("refund:9007199254742001:2026-03-09T12:00:00Z")
+    );
+    assert_eq!(key("orders/fulfilled", NOK_ORDER), None, "posts nothing");
 }

@@ -117,6 +117,7 @@ pub const EN: Texts = Texts {
     event_processed: "Processed",
     event_skipped: "Skipped",
     event_ignored: "Ignored",
+    event_duplicate: "Duplicate",
     event_failed: "Failed",
     event_processing: "Processing",
     list_capped: "Showing the first {}. Narrow the filter to see the rest.",

@@ -117,6 +117,7 @@ pub const NB: Texts = Texts {
     event_processed: "Behandlet",
     event_skipped: "Hoppet over",
     event_ignored: "Ignorert",
+    event_duplicate: "Duplikat",
     event_failed: "Feilet",
     event_processing: "Under behandling",
     list_capped: "Viser de {} første. Snevre inn filteret for å se resten.",
