@@ -29,6 +29,8 @@ export AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export SHOPBRIDGE_QUEUE_PREFIX="schemathesis-${RUN_ID}."
 export SHOPBRIDGE_QUEUE_EXPIRES=10m
 export SHOPBRIDGE_LISTEN="127.0.0.1:$PORT"
+# Any free port: /metrics is not under test here, and 9090 may be taken.
+export SHOPBRIDGE_METRICS_LISTEN="127.0.0.1:0"
 export SHOPBRIDGE_PUBLIC_URL="http://127.0.0.1:$PORT"
 SHOPBRIDGE_MASTER_KEY=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
 export SHOPBRIDGE_MASTER_KEY

@@ -26,7 +26,9 @@ use crate::queue::publisher::{Publisher, PublisherConfig};
 /// When start-up fails (database, listen address) or the server stops with an error.
 pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = bind(&args).await?;
+    let metrics_listener = bind_metrics(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
+    let metrics = serve_metrics(metrics_listener, &state, stop.clone());
     let deps = worker_deps(state.db.clone(), &args);
     let url = args.broker.amqp_url.expose().clone();
     let worker = tokio::spawn(crate::worker::run(
@@ -42,8 +44,9 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
     stop.cancel();
     let worked = worker.await.context("worker task panicked")?;
+    let metrics_served = metrics.await.context("metrics server panicked")?;
     tracing::info!("Stopped.");
-    served.and(worked)
+    served.and(worked).and(metrics_served)
 }
 
 /// The worker until `stop` fires; batches in flight finish first.
@@ -81,19 +84,57 @@ pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
 /// When start-up fails or the server stops with an error.
 pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = bind(&args).await?;
+    let metrics_listener = bind_metrics(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
+    let metrics = serve_metrics(metrics_listener, &state, stop.clone());
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
-    http::serve(listener, http::router(state), stop)
+    let served = http::serve(listener, http::router(state), stop.clone())
         .await
-        .context("HTTP server failed")?;
+        .context("HTTP server failed");
+    stop.cancel();
+    let metrics_served = metrics.await.context("metrics server panicked")?;
     tracing::info!("Receiver stopped.");
-    Ok(())
+    served.and(metrics_served)
 }
 
 async fn bind(args: &RunArgs) -> anyhow::Result<TcpListener> {
     TcpListener::bind(args.serve.listen)
         .await
         .with_context(|| format!("cannot listen on {} (SHOPBRIDGE_LISTEN)", args.serve.listen))
+}
+
+/// The metrics listener, bound before anything connects so that a taken address fails at once.
+async fn bind_metrics(args: &RunArgs) -> anyhow::Result<TcpListener> {
+    let addr = args.serve.metrics_listen;
+    anyhow::ensure!(
+        addr != args.serve.listen || addr.port() == 0,
+        "SHOPBRIDGE_METRICS_LISTEN must differ from SHOPBRIDGE_LISTEN ({addr}): /metrics is not \
+         served to the public listener's clients"
+    );
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (SHOPBRIDGE_METRICS_LISTEN)"))
+}
+
+/// Serves `/metrics` on `listener` until `stop` fires. A failure of this server stops the
+/// process too: a receiver that cannot be watched should not run unnoticed.
+fn serve_metrics(
+    listener: TcpListener,
+    state: &AppState,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let router = http::metrics::router(state);
+    tokio::spawn(async move {
+        tracing::info!(%address, "Serving /metrics.");
+        let served = http::serve(listener, router, stop.clone())
+            .await
+            .context("metrics server failed");
+        stop.cancel();
+        served
+    })
 }
 
 /// Connects, migrates and builds the receiver's state. Background tasks stop with `stop`.

@@ -109,6 +109,16 @@ pub struct ServeSettings {
     /// How long a console login lasts before the operator must log in again.
     #[arg(long, env = "SHOPBRIDGE_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
+
+    /// Address `/metrics` is served on, apart from the webhooks: loopback by default, so only
+    /// this machine can scrape it. In a container, listen on `0.0.0.0:9090` and keep the port
+    /// off the internet.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_listen: SocketAddr,
 }
 
 /// The worker's settings.

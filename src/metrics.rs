@@ -1,7 +1,12 @@
-//! Prometheus metrics, served at `/metrics` in the text format.
+//! Prometheus metrics, served at `/metrics` in the text format on the metrics listener
+//! ([`crate::http::metrics`]).
 //!
 //! One [`Metrics`] per process, cloned into whatever records; a test app gets its own, so tests
 //! running side by side do not count each other's requests.
+//!
+//! Labels stay bounded: no metric is labelled by connection. A hosted receiver serves thousands
+//! of shops, and a series per shop and outcome would grow every Prometheus that scrapes it with
+//! each new shop; what one shop sent is in its event list (console, `GET /api/v1/events`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +21,6 @@ use prometheus_client::registry::Registry;
 /// Labels of the webhook request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The connection id, or `unknown` for ids that are not connections (bounded cardinality).
-    pub connection: String,
     /// `accepted`, `ping`, `unknown_connection`, or the problem slug of the rejection.
     pub outcome: &'static str,
 }
@@ -32,7 +35,7 @@ pub struct ConfirmLabels {
 /// Labels of the events gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
-    /// processing, processed, skipped, ignored, duplicate or failed.
+    /// `processing` or `failed`.
     pub status: String,
 }
 
@@ -87,7 +90,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "webhook_requests",
-            "Webhook requests by connection and outcome",
+            "Webhook requests by outcome",
             requests.clone(),
         );
         // 0.25 ms .. ~4 s: a local confirm takes about a millisecond, a sick broker seconds.
@@ -102,13 +105,13 @@ impl Metrics {
         let events = Family::<StatusLabels, Gauge>::default();
         registry.register(
             "events",
-            "Events in the events table by status, read at scrape time",
+            "Events being processed and failed events, read at scrape time (cached for seconds)",
             events.clone(),
         );
         let queue_messages = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "queue_messages",
-            "Messages ready in the events queue and the dead-letter queue, read at scrape time",
+            "Messages ready in the events queue and the dead-letter queue, read at scrape time (cached for seconds)",
             queue_messages.clone(),
         );
         let replayed = Family::<ReplayLabels, Counter>::default();
@@ -130,13 +133,10 @@ impl Metrics {
     }
 
     /// Counts one webhook request.
-    pub fn request(&self, connection: String, outcome: &'static str) {
+    pub fn request(&self, outcome: &'static str) {
         self.inner
             .requests
-            .get_or_create(&RequestLabels {
-                connection,
-                outcome,
-            })
+            .get_or_create(&RequestLabels { outcome })
             .inc();
     }
 
@@ -149,28 +149,18 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The current value of the request counter for a label pair (for tests and the CLI).
+    /// The current value of the request counter for an outcome (for tests).
     #[must_use]
-    pub fn requests_of(&self, connection: &str, outcome: &'static str) -> u64 {
+    pub fn requests_of(&self, outcome: &'static str) -> u64 {
         self.inner
             .requests
-            .get_or_create(&RequestLabels {
-                connection: connection.to_owned(),
-                outcome,
-            })
+            .get_or_create(&RequestLabels { outcome })
             .get()
     }
 
     /// Sets the events gauge from `(status, count)` rows; statuses not listed read 0.
     pub fn set_events(&self, rows: &[(String, i64)]) {
-        for status in [
-            "processing",
-            "processed",
-            "skipped",
-            "ignored",
-            "duplicate",
-            "failed",
-        ] {
+        for status in crate::db::admin::GAUGED_STATUSES {
             let n = rows
                 .iter()
                 .find(|(s, _)| s == status)

@@ -46,6 +46,9 @@ pub struct AllArgs {
     /// Address the `serve` child listens on.
     #[arg(long, default_value = "127.0.0.1:18080")]
     pub listen: SocketAddr,
+    /// Address the `serve` child serves `/metrics` on (the confirm latency is read there).
+    #[arg(long, default_value = "127.0.0.1:18090")]
+    pub metrics_listen: SocketAddr,
     /// Directory for the children's logs (default: a new one under the temp directory).
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
@@ -122,6 +125,7 @@ async fn measure_service(
         amqp_url: args.raw.amqp_url.expose().clone(),
         queue_prefix: scratch.prefix.clone(),
         listen: args.listen,
+        metrics_listen: args.metrics_listen,
         log_dir,
     };
     let mut serve = Service::start("serve", "serve", &env)?;
@@ -133,9 +137,9 @@ async fn measure_service(
     let mut levels = Vec::new();
     let mut confirm_means = Vec::new();
     for &n in &args.concurrency {
-        let before = confirm_totals(&env.base_url()).await;
+        let before = confirm_totals(&env.metrics_url()).await;
         levels.push(ingest_level(args, &env, &ingest_conns, n).await?);
-        let after = confirm_totals(&env.base_url()).await;
+        let after = confirm_totals(&env.metrics_url()).await;
         confirm_means.push(before.zip(after).map(|((s0, n0), (s1, n1))| {
             Duration::from_secs_f64((s1 - s0).max(0.0) / (n1 - n0).max(1.0))
         }));
@@ -341,8 +345,8 @@ async fn postgres_cpu(pool: &sqlx::PgPool, application_name: &str) -> anyhow::Re
 
 /// Sum (seconds) and count of the publisher-confirm waits `serve` recorded so far, from its
 /// `/metrics` (`shopbridge_publish_confirm_seconds`); `None` when it cannot be read.
-async fn confirm_totals(base_url: &str) -> Option<(f64, f64)> {
-    let text = reqwest::get(format!("{base_url}/metrics"))
+async fn confirm_totals(metrics_url: &str) -> Option<(f64, f64)> {
+    let text = reqwest::get(format!("{metrics_url}/metrics"))
         .await
         .ok()?
         .text()

@@ -20,6 +20,8 @@ pub struct ServiceEnv {
     pub queue_prefix: String,
     /// `SHOPBRIDGE_LISTEN` of `serve`.
     pub listen: std::net::SocketAddr,
+    /// `SHOPBRIDGE_METRICS_LISTEN` of `serve`.
+    pub metrics_listen: std::net::SocketAddr,
     /// Directory the children's logs are written to (`{role}.log`).
     pub log_dir: PathBuf,
 }
@@ -29,6 +31,12 @@ impl ServiceEnv {
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://{}", self.listen)
+    }
+
+    /// Base URL of the `serve` child's metrics listener.
+    #[must_use]
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}", self.metrics_listen)
     }
 }
 
@@ -81,6 +89,7 @@ impl Service {
                 format!("{}s", super::QUEUE_EXPIRES.as_secs()),
             )
             .env("SHOPBRIDGE_LISTEN", env.listen.to_string())
+            .env("SHOPBRIDGE_METRICS_LISTEN", env.metrics_listen.to_string())
             .env("SHOPBRIDGE_PUBLIC_URL", env.base_url())
             // The bench's connections keep plaintext secrets in the scratch database.
             .env_remove("SHOPBRIDGE_MASTER_KEY")

@@ -69,7 +69,8 @@ pub async fn vouchers_of_event_since(
     .await
 }
 
-/// A stored event with its source document, for replay.
+/// A stored event, for replay; its source document is read apart ([`bodies_of`]), a batch at a
+/// time.
 #[derive(Clone, Debug, FromRow)]
 pub struct StoredEvent {
     /// Row id.
@@ -82,8 +83,8 @@ pub struct StoredEvent {
     pub channel: String,
     /// Topic.
     pub topic: String,
-    /// The body exactly as signed.
-    pub body: Vec<u8>,
+    /// Size of the body in bytes.
+    pub bytes: i64,
     /// When the receiver accepted it.
     pub received_at: DateTime<Utc>,
     /// When the shop says it happened.
@@ -100,14 +101,16 @@ const FILTER: &str = "($1::uuid is null or id = $1) and ($2::uuid is null or con
      and ($3::text is null or status = $3) and ($4::text is null or topic = $4) \
      and ($5::timestamptz is null or received_at >= $5) and ($6::timestamptz is null or received_at <= $6)";
 
-/// Stored events matching `f` with their bodies, oldest first (a replay keeps their order).
+/// Stored events matching `f`, without their bodies, oldest first (a replay keeps their order).
+/// `octet_length` reads a stored body's size from its header, not the body itself.
 ///
 /// # Errors
 /// A database error.
 pub async fn find_events(db: &mut PgConnection, f: &EventFilter) -> sqlx::Result<Vec<StoredEvent>> {
     sqlx::query_as(&format!(
-        "select * from (select id, connection_id, source_event_id, channel, topic, body, received_at, \
-                occurred_at, request_id, status, reason from events where {FILTER} \
+        "select * from (select id, connection_id, source_event_id, channel, topic, \
+                octet_length(body)::bigint as bytes, received_at, occurred_at, request_id, status, \
+                reason from events where {FILTER} \
                 order by received_at desc, id desc limit $7) e order by received_at, id"
     ))
     .bind(f.id)
@@ -119,6 +122,17 @@ pub async fn find_events(db: &mut PgConnection, f: &EventFilter) -> sqlx::Result
     .bind(f.limit.unwrap_or(100).clamp(1, 10_000))
     .fetch_all(db)
     .await
+}
+
+/// The bodies of the events `ids`, exactly as signed, as `(id, body)` in no particular order.
+///
+/// # Errors
+/// A database error.
+pub async fn bodies_of(db: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Vec<u8>)>> {
+    sqlx::query_as("select id, body from events where id = any($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await
 }
 
 /// Events matching `f` (without bodies), newest first, skipping `offset`.
@@ -356,12 +370,23 @@ pub async fn account_ledger(
     Ok((opening, entries))
 }
 
-/// Events per status (for metrics).
+/// The statuses `/metrics` counts: events in flight and events waiting for an operator.
+pub const GAUGED_STATUSES: [&str; 2] = ["processing", "failed"];
+
+/// Events per status in [`GAUGED_STATUSES`] (for metrics).
+///
+/// Only these: they are few, and the `events_status` index (status, received_at) lets
+/// PostgreSQL count them without reading any other row. The done statuses grow with every event
+/// ever received, so counting them reads the whole table, and doing that on every scrape costs
+/// more the longer shopbridge runs; their rate is `shopbridge_webhook_requests_total`'s.
 ///
 /// # Errors
 /// A database error.
 pub async fn events_by_status(db: &mut PgConnection) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("select status, count(*) from events group by status order by status")
-        .fetch_all(db)
-        .await
+    sqlx::query_as(
+        "select status, count(*) from events where status = any($1) group by status order by status",
+    )
+    .bind(&GAUGED_STATUSES[..])
+    .fetch_all(db)
+    .await
 }

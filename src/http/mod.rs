@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod metrics;
 pub mod problem;
 pub mod webhooks;
 
@@ -29,7 +30,7 @@ use crate::queue::publisher::Publisher;
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The system of record (readiness; later the admin API).
+    /// The system of record.
     pub db: PgPool,
     /// Connections and keys, cached.
     pub cache: Arc<ConnectionCache>,
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(admin::routes(state.clone()))
         .merge(crate::console::routes(state.clone()))
+        // After every route: the 405 fallback is given to the routes that exist by now.
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         // The webhook handler enforces its own body limit (with a problem+json 413); this one
         // turns axum's default 2 MB cap off so there is exactly one limit to configure.
@@ -77,6 +81,17 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Answers a path nothing is served at with 404 problem+json, as every other error is, rather
+/// than axum's empty body.
+pub(crate) async fn not_found() -> problem::ApiError {
+    problem::ApiError::NotFound("nothing is served at this path".into())
+}
+
+/// Answers a method a path does not take with 405 problem+json; axum adds the `Allow` header.
+pub(crate) async fn method_not_allowed() -> problem::ApiError {
+    problem::ApiError::MethodNotAllowed
 }
 
 /// Answers 408 (problem+json) when the request, reading its body included, takes longer than

@@ -43,8 +43,8 @@ pub enum ApiError {
     /// 503: the event could not be queued; the shop should retry.
     #[error("the event could not be queued; retry later")]
     Queue(#[from] PublishError),
-    /// 503: PostgreSQL could not be reached to look the connection up; the shop should retry.
-    #[error("the connection could not be looked up; retry later")]
+    /// 503: PostgreSQL is unreachable or overloaded; the client should retry.
+    #[error("the database is unavailable; retry later")]
     Database(#[source] sqlx::Error),
     /// 408: the request took longer than the request timeout (e.g. a body sent too slowly).
     #[error("the request took longer than {0:?}")]
@@ -58,6 +58,9 @@ pub enum ApiError {
     /// 404: the admin API path names nothing.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists, but not with this method.
+    #[error("this path does not take this method; the Allow header lists those it takes")]
+    MethodNotAllowed,
     /// 400: a parameter or body could not be read.
     #[error("{0}")]
     BadRequest(String),
@@ -72,8 +75,9 @@ pub enum ApiError {
     /// 409: it exists already.
     #[error("{0}")]
     Conflict(String),
-    /// 503: RabbitMQ is needed (DLQ, replay) and unavailable.
-    #[error("the message broker is unavailable: {0}")]
+    /// 503: RabbitMQ is needed (DLQ, replay) and unavailable. The string is logged, never
+    /// shown: the broker's messages name its user and virtual host.
+    #[error("the message broker is unavailable; retry later")]
     Broker(String),
     /// 500: logged with its cause chain, never shown.
     #[error(transparent)]
@@ -113,6 +117,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::NotReady(_) => "not-ready",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Invalid { .. } => "invalid-field",
             ApiError::Conflict(_) => "conflict",
@@ -150,6 +156,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => return "Unauthorized",
             ApiError::NotFound(_) => return "Not found",
+            ApiError::MethodNotAllowed => return "Method not allowed",
             ApiError::BadRequest(_) => return "Bad request",
             ApiError::Invalid { .. } => return "Invalid field",
             ApiError::Conflict(_) => return "Conflict",
@@ -193,11 +200,11 @@ impl IntoResponse for ApiError {
                 Some(self.to_string())
             }
             ApiError::Database(e) => {
-                tracing::warn!(error = %e, "Connection lookup failed.");
+                tracing::warn!(error = %e, "PostgreSQL unavailable; answered 503.");
                 Some(self.to_string())
             }
-            ApiError::Broker(e) => {
-                tracing::warn!(error = %e, "Admin action needs RabbitMQ, which is unavailable.");
+            ApiError::Broker(why) => {
+                tracing::warn!(error = %why, "Admin action needs RabbitMQ, which is unavailable.");
                 Some(self.to_string())
             }
             other => Some(other.to_string()),

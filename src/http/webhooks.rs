@@ -35,13 +35,13 @@ async fn receive(
     body: Body, // raw bytes: the signature covers them, so parse only after verifying
 ) -> Response {
     let result = accept(&app, &id, &headers, body).await;
-    let (label, outcome) = match &result {
-        Ok(Accepted::Event(_)) => (id.clone(), "accepted"),
-        Ok(Accepted::Ping) => (id.clone(), "ping"),
-        Err(ApiError::UnknownConnection) => ("unknown".to_owned(), "unknown_connection"),
-        Err(e) => (id.clone(), e.slug()),
+    let outcome = match &result {
+        Ok(Accepted::Event(_)) => "accepted",
+        Ok(Accepted::Ping) => "ping",
+        Err(ApiError::UnknownConnection) => "unknown_connection",
+        Err(e) => e.slug(),
     };
-    app.metrics.request(label, outcome);
+    app.metrics.request(outcome);
     match result {
         Ok(Accepted::Event(event_id)) => {
             (StatusCode::ACCEPTED, Json(json!({ "event_id": event_id }))).into_response()

@@ -1,8 +1,8 @@
 //! The dead-letter queue: list, replay and purge, all with one filter.
 //!
-//! Messages are taken with `basic.get` and held unacknowledged, so the broker never hands the
-//! same message out twice within one action and a walk ends; at most the number of messages
-//! the queue held at the start is taken, so a replayed event that fails again (and comes back to
+//! Messages are taken with `basic.get` and held unacknowledged (their bodies are not kept), so
+//! the broker never hands the same message out twice within one action and a walk ends; at most
+//! the number of messages the queue held at the start is taken, so a replayed event that fails again (and comes back to
 //! the DLQ's tail) is not taken twice either. Messages that are only looked at, or do not match,
 //! go back with `basic.nack(requeue)`: the queue keeps them, and RabbitMQ ≥ 4.3 does not count
 //! a nack against a quorum queue's delivery limit (see docs/operations.md for older brokers).
@@ -12,10 +12,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Acker, BasicProperties};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
@@ -344,7 +344,9 @@ async fn walk(
     let queue = broker.names.dead_queue.as_str();
     let in_queue = session.depth(queue).await?;
     let limit = filter.limit.map_or(usize::MAX, |l| l as usize);
-    let mut held: Vec<Delivery> = Vec::new();
+    // Only the acker of a message that goes back is held, not its body: a walk over a large
+    // queue would otherwise keep every body it passed in memory until the end.
+    let mut held: Vec<Acker> = Vec::new();
     let mut taken = Vec::new();
     progress(Step::Begin(
         u64::from(in_queue),
@@ -364,12 +366,12 @@ async fn walk(
             progress(Step::Advance);
             let letter = describe(&d);
             if !filter.matches(&letter) {
-                held.push(d);
+                held.push(d.acker);
                 continue;
             }
             match mode {
                 Mode::Look => {
-                    held.push(d);
+                    held.push(d.acker);
                     taken.push(Taken {
                         letter,
                         before: None,
@@ -380,14 +382,14 @@ async fn walk(
                         (Some(db), Some(c), Some(id)) => match track::before(db, c, id).await {
                             Ok(b) => Some(b),
                             Err(e) => {
-                                held.push(d);
+                                held.push(d.acker);
                                 return Err(e.into());
                             }
                         },
                         _ => None,
                     };
                     if let Err(e) = republish(&session.publisher, &broker.names, &d).await {
-                        held.push(d);
+                        held.push(d.acker);
                         return Err(e);
                     }
                     // Confirmed: the copy is safe, so the dead letter may go. Should this ack
@@ -411,9 +413,9 @@ async fn walk(
         requeue: true,
         multiple: false,
     };
-    for d in held {
+    for acker in held {
         // If this fails the channel is gone, and the broker requeues the message by itself.
-        d.nack(requeue).await.ok();
+        acker.nack(requeue).await.ok();
     }
     progress(Step::Done);
     result.map(|()| (in_queue, taken))

@@ -4,6 +4,7 @@
 //! `ignored`, `duplicate`) reaches the inbox as a duplicate and changes nothing, and the report
 //! says so.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -62,8 +63,38 @@ fn expectation(status: &str) -> String {
     }
 }
 
+/// Bodies read from PostgreSQL at once during a replay: at most this many events...
+const BATCH_EVENTS: usize = 100;
+/// ...and at most this many bytes of bodies, unless one event alone is larger. A replay may
+/// match 10 000 events of up to a megabyte each; reading them all at once held that much in
+/// memory, while the broker takes them one at a time anyway.
+const BATCH_BYTES: i64 = 8 * 1024 * 1024;
+
+/// Splits `rows`, in order, into runs whose bodies are read together: each holds at least one
+/// event, at most [`BATCH_EVENTS`], and bodies of at most [`BATCH_BYTES`] in all unless its
+/// single event is larger.
+fn batches(rows: &[StoredEvent]) -> Vec<&[StoredEvent]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0i64;
+    for (i, row) in rows.iter().enumerate() {
+        let full = i - start == BATCH_EVENTS || bytes.saturating_add(row.bytes) > BATCH_BYTES;
+        if i > start && full {
+            out.push(&rows[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(row.bytes);
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
 /// Replays the stored events matching `filter` (only when `execute`; otherwise reports what
-/// would happen), then, with `wait`, follows what the worker made of each for that long.
+/// would happen), then, with `wait`, follows what the worker made of each for that long. Bodies
+/// are read a batch at a time ([`batches`]), and not at all for a dry run.
 ///
 /// # Errors
 /// When PostgreSQL or RabbitMQ fail; events republished before the failure stay republished.
@@ -86,33 +117,46 @@ pub async fn replay(
     };
     progress(Step::Begin(rows.len() as u64, "republishing stored events"));
     let mut failure = None;
-    for row in &rows {
-        let mut event = ReplayedEvent {
-            event_id: Some(row.source_event_id.clone()),
-            connection_id: Some(row.connection_id),
-            topic: Some(row.topic.clone()),
-            status_before: Some(row.status.clone()),
-            reason_before: row.reason.clone(),
-            result: ReplayResult::WouldReplay,
-            detail: Some(expectation(&row.status)),
-            vouchers: Vec::new(),
-        };
-        let mut before = None;
-        if let Some(session) = &session
-            && failure.is_none()
-        {
-            match republish(db, broker, session, row).await {
-                Ok(b) => {
-                    report.republished += 1;
-                    event.result = ReplayResult::Republished;
-                    before = Some(b);
+    for batch in batches(&rows) {
+        let mut bodies = match &session {
+            Some(_) if failure.is_none() => match read_bodies(db, batch).await {
+                Ok(bodies) => bodies,
+                Err(e) => {
+                    failure = Some(e);
+                    HashMap::new()
                 }
-                Err(e) => failure = Some(e),
+            },
+            _ => HashMap::new(),
+        };
+        for row in batch {
+            let mut event = ReplayedEvent {
+                event_id: Some(row.source_event_id.clone()),
+                connection_id: Some(row.connection_id),
+                topic: Some(row.topic.clone()),
+                status_before: Some(row.status.clone()),
+                reason_before: row.reason.clone(),
+                result: ReplayResult::WouldReplay,
+                detail: Some(expectation(&row.status)),
+                vouchers: Vec::new(),
+            };
+            let mut before = None;
+            if let Some(session) = &session
+                && failure.is_none()
+            {
+                let body = bodies.remove(&row.id);
+                match republish(db, broker, session, row, body).await {
+                    Ok(b) => {
+                        report.republished += 1;
+                        event.result = ReplayResult::Republished;
+                        before = Some(b);
+                    }
+                    Err(e) => failure = Some(e),
+                }
             }
+            report.events.push(event);
+            befores.push(before);
+            progress(Step::Advance);
         }
-        report.events.push(event);
-        befores.push(before);
-        progress(Step::Advance);
     }
     progress(Step::Done);
     if let Some(session) = session {
@@ -128,16 +172,30 @@ pub async fn replay(
     Ok(report)
 }
 
+/// The bodies of `batch`, by event id.
+async fn read_bodies(
+    db: &PgPool,
+    batch: &[StoredEvent],
+) -> Result<HashMap<Uuid, Vec<u8>>, OpsError> {
+    let ids: Vec<Uuid> = batch.iter().map(|r| r.id).collect();
+    let rows = q::bodies_of(&mut *db.acquire().await?, &ids).await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Queues one stored event again as the receiver queued it, and waits for the confirm.
 async fn republish(
     db: &PgPool,
     broker: &Broker,
     session: &super::Session,
     row: &StoredEvent,
+    body: Option<Vec<u8>>,
 ) -> Result<Before, OpsError> {
     let channel: Channel = row.channel.parse().map_err(|_| {
         OpsError::NotConfirmed(format!("stored channel `{}` is unknown", row.channel))
     })?;
+    // Events are never deleted; a missing body means someone removed the row meanwhile.
+    let body = body
+        .ok_or_else(|| OpsError::NotConfirmed(format!("event {} is no longer stored", row.id)))?;
     let out = Outgoing {
         event_id: row.source_event_id.clone(),
         connection_id: row.connection_id,
@@ -152,9 +210,60 @@ async fn republish(
         &session.publisher,
         &broker.names.events_exchange,
         &out.routing_key(),
-        &row.body,
+        &body,
         out.properties(),
     )
     .await?;
     Ok(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(bytes: i64) -> StoredEvent {
+        StoredEvent {
+            id: Uuid::now_v7(),
+            connection_id: Uuid::nil(),
+            source_event_id: String::new(),
+            channel: "nettbutikk".into(),
+            topic: String::new(),
+            bytes,
+            received_at: Utc::now(),
+            occurred_at: None,
+            request_id: None,
+            status: "failed".into(),
+            reason: None,
+        }
+    }
+
+    fn sizes(rows: &[StoredEvent]) -> Vec<usize> {
+        batches(rows).iter().map(|b| b.len()).collect()
+    }
+
+    #[test]
+    fn replay_batches_hold_at_most_a_hundred_events_and_eight_mebibytes_in_order() {
+        let small: Vec<_> = (0..250).map(|_| row(1_000)).collect();
+        assert_eq!(sizes(&small), [100, 100, 50]);
+        let flat: Vec<Uuid> = batches(&small)
+            .iter()
+            .flat_map(|b| b.iter().map(|r| r.id))
+            .collect();
+        let ids: Vec<Uuid> = small.iter().map(|r| r.id).collect();
+        assert_eq!(flat, ids, "every event once, in order");
+        let mib = 1024 * 1024;
+        let big: Vec<_> = (0..10).map(|_| row(3 * mib)).collect();
+        assert_eq!(
+            sizes(&big),
+            [2, 2, 2, 2, 2],
+            "two 3 MiB bodies fit 8 MiB, three do not"
+        );
+        let huge = [row(20 * mib), row(1), row(20 * mib)];
+        assert_eq!(
+            sizes(&huge),
+            [1, 1, 1],
+            "a body larger than a batch goes alone"
+        );
+        assert!(batches(&[]).is_empty());
+    }
 }

@@ -1,10 +1,11 @@
-//! RabbitMQ: names, message layout, topology, the confirming publisher.
+//! RabbitMQ: names, message layout, topology, the confirming publisher, queue depths.
 //!
 //! A queued event is the webhook's raw body, byte for byte, as the AMQP message body; what we
 //! know about it travels in AMQP properties and headers. This departs from a serde `Envelope`
 //! wrapping the body: the stored source document stays exactly what the shop signed, and the
 //! hot path neither escapes nor copies the body into JSON. The envelope's version is a header.
 
+pub mod depths;
 pub mod publisher;
 pub mod topology;
 

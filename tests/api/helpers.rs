@@ -137,6 +137,8 @@ impl Default for Options {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub url: String,
+    /// Base URL of the metrics listener (`/metrics`).
+    pub metrics_url: String,
     pub db: PgPool,
     #[allow(dead_code)] // kept for tests that inspect metrics or the cache
     pub state: AppState,
@@ -192,6 +194,7 @@ impl TestApp {
                 rate_limit: opts.rate_limit,
                 connection_cache_ttl: Duration::from_secs(60),
                 session_ttl: Duration::from_secs(3600),
+                metrics_listen: "127.0.0.1:0".parse().unwrap(),
             },
             worker: WorkerSettings {
                 batch_size: 50,
@@ -209,6 +212,13 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let router = shopbridge::http::router(state.clone());
         let server = tokio::spawn(shopbridge::http::serve(listener, router, stop.clone()));
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}", metrics_listener.local_addr().unwrap());
+        tokio::spawn(shopbridge::http::serve(
+            metrics_listener,
+            shopbridge::http::metrics::router(&state),
+            stop.clone(),
+        ));
         let worker_stop = stop.child_token();
         let worker = opts
             .worker
@@ -216,6 +226,7 @@ impl TestApp {
         TestApp {
             addr,
             url: format!("http://{addr}"),
+            metrics_url,
             db: state.db.clone(),
             state,
             names: Names::new(&prefix),
@@ -255,6 +266,18 @@ impl TestApp {
     #[allow(dead_code)] // used by tests/api/setup.rs, not by tests/faults
     pub fn db_name(&self) -> &str {
         &self.database.name
+    }
+
+    /// What the metrics listener's `/metrics` answers.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.metrics_url))
+            .send()
+            .await
+            .expect("the metrics listener answers");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET /metrics");
+        resp.text().await.expect("metrics are text")
     }
 
     /// The URL of the test's database.

@@ -1,11 +1,13 @@
 //! Integration tests against real PostgreSQL and RabbitMQ. One binary: every module is a group.
 
 mod admin;
+mod admin_edge;
 mod bad_input;
 mod browser;
 mod cli;
 mod console;
 mod helpers;
+mod metrics;
 mod periods;
 mod proxy;
 mod replay;

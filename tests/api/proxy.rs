@@ -1,6 +1,7 @@
 //! A TCP fault proxy between shopbridge and a real service: it forwards bytes, and on command
 //! cuts every connection and refuses new ones, delays what passes through, or stalls (stops
-//! forwarding while keeping every socket open, like a hung network).
+//! forwarding while keeping every socket open, like a hung network). It counts the connections
+//! it forwarded and the bytes the service sent, for tests of how much a client asks for.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct FaultProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     latency_ms: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    from_upstream: Arc<AtomicU64>,
     cut: watch::Sender<u64>,
     stalled: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -32,6 +35,9 @@ impl FaultProxy {
         let (cut, cut_rx) = watch::channel(0u64);
         let (stalled, stall_rx) = watch::channel(false);
         let (up2, lat2) = (up.clone(), latency_ms.clone());
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let from_upstream = Arc::new(AtomicU64::new(0));
+        let (fwd2, bytes2) = (forwarded.clone(), from_upstream.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -41,16 +47,18 @@ impl FaultProxy {
                     drop(client); // refused: closed at once
                     continue;
                 }
+                fwd2.fetch_add(1, Ordering::SeqCst);
                 let (lat, mut cut_rx) = (lat2.clone(), cut_rx.clone());
                 let stall = stall_rx.clone();
+                let bytes = bytes2.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    let a = pipe(cr, sw, lat.clone(), stall.clone());
-                    let b = pipe(sr, cw, lat, stall);
+                    let a = pipe(cr, sw, lat.clone(), stall.clone(), None);
+                    let b = pipe(sr, cw, lat, stall, Some(bytes));
                     cut_rx.borrow_and_update();
                     tokio::select! {
                         _ = a => {}
@@ -64,6 +72,8 @@ impl FaultProxy {
             addr,
             up,
             latency_ms,
+            forwarded,
+            from_upstream,
             cut,
             stalled,
             task,
@@ -93,6 +103,16 @@ impl FaultProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 
+    /// Connections forwarded so far (refused ones not counted).
+    pub fn connections(&self) -> u64 {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the service sent to clients so far.
+    pub fn bytes_from_upstream(&self) -> u64 {
+        self.from_upstream.load(Ordering::SeqCst)
+    }
+
     /// Delays every chunk by `latency` in both directions.
     pub fn set_latency(&self, latency: Duration) {
         self.latency_ms.store(
@@ -115,6 +135,7 @@ async fn pipe(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     latency_ms: Arc<AtomicU64>,
     mut stalled: watch::Receiver<bool>,
+    counted: Option<Arc<AtomicU64>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -136,6 +157,9 @@ async fn pipe(
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if let Some(counted) = &counted {
+            counted.fetch_add(n as u64, Ordering::SeqCst);
         }
     }
 }

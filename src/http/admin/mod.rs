@@ -11,7 +11,8 @@ pub mod ledger;
 pub mod openapi;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -23,6 +24,10 @@ use super::problem::ApiError;
 use crate::connections::ConnectionError;
 use crate::ops::OpsError;
 use crate::ops::books::BooksError;
+
+/// Largest request body the admin API reads, in bytes; larger ones get 413. The largest real
+/// body (a rule set to test, a connection's configuration) is a few kilobytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The admin routes, nested under `/api/v1` by the caller; all but the OpenAPI document need a
 /// token.
@@ -36,6 +41,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(guarded)
+        // The app turns axum's body limit off for webhooks (they have their own); the JSON
+        // extractor stops reading here instead, and its rejection becomes a 413.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Lets a request through only with `Authorization: Bearer <live token>`.
@@ -54,7 +62,9 @@ async fn require_token(
     match crate::ops::tokens::verify(&app.db, presented).await {
         Ok(Some(_)) => Ok(next.run(request).await),
         Ok(None) => Err(ApiError::Unauthorized),
-        Err(e) => Err(ApiError::Internal(e.into())),
+        // An outage answers 503 even for a token that would not have verified: it could not be
+        // checked, and the client should try again rather than give up on its token.
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -80,6 +90,9 @@ impl From<JsonRejection> for ApiError {
                 field: "body".into(),
                 message: e.body_text(),
             },
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge(BODY_LIMIT)
+            }
             other => ApiError::BadRequest(other.body_text()),
         }
     }
@@ -105,8 +118,21 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
                 ApiError::BadRequest("a value is out of range or not valid text".into())
             }
-            _ => ApiError::Internal(e.into()),
+            _ => outage_or_internal(e),
         }
+    }
+}
+
+/// 503 (with Retry-After) when `e` says PostgreSQL is unreachable, overloaded or shutting
+/// down, as the webhooks and the console answer; 500 otherwise. The admin API's one place that
+/// tells an outage from a failure.
+fn outage_or_internal(e: sqlx::Error) -> ApiError {
+    let e = anyhow::Error::new(e);
+    let outage = crate::worker::is_transient(&e);
+    match e.downcast::<sqlx::Error>() {
+        Ok(e) if outage => ApiError::Database(e),
+        Ok(e) => ApiError::Internal(e.into()),
+        Err(e) => ApiError::Internal(e),
     }
 }
 
@@ -127,6 +153,7 @@ impl From<BooksError> for ApiError {
 impl From<OpsError> for ApiError {
     fn from(e: OpsError) -> Self {
         match e {
+            // The detail is logged, not shown: lapin's errors name the broker's user and vhost.
             OpsError::Amqp(e) => ApiError::Broker(e.to_string()),
             OpsError::NotConfirmed(m) => ApiError::Broker(m),
             OpsError::Db(e) => e.into(),

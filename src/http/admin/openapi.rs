@@ -34,7 +34,7 @@ pub struct Problem {
     info(
         title = "shopbridge admin API",
         version = "1",
-        description = "Operate shopbridge: connections, books, posting rules, events, replay, vouchers and reports. Every path needs `Authorization: Bearer <token>` (`shopbridge tokens create`)."
+        description = "Operate shopbridge: connections, books, posting rules, events, replay, vouchers and reports. Every path needs `Authorization: Bearer <token>` (`shopbridge tokens create`). Every error is `application/problem+json`, a path that does not exist (404) and a method a path does not take (405, with `Allow`) included."
     ),
     paths(
         books::companies, books::accounts, books::departments, books::add_department,
@@ -63,8 +63,18 @@ const PROBLEMS: [(&str, &str); 7] = [
     ("409", "It exists already"),
     ("422", "A field is not acceptable; `field` names it"),
     ("500", "Internal error (logged; nothing is revealed)"),
-    ("503", "RabbitMQ is unavailable"),
+    (
+        "503",
+        "PostgreSQL or RabbitMQ is unavailable; retry after the `Retry-After` header's seconds",
+    ),
 ];
+
+/// The problem answer of operations that take a body.
+const TOO_LARGE: (&str, &str) = ("413", "The body is larger than 1 MiB");
+const _: () = assert!(
+    super::BODY_LIMIT == 1024 * 1024,
+    "TOO_LARGE states the limit"
+);
 
 impl Modify for Guarded {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -86,7 +96,9 @@ impl Modify for Guarded {
                 &mut item.patch,
             ];
             for op in ops.into_iter().flatten() {
-                for (code, description) in PROBLEMS {
+                let takes_body = op.request_body.is_some();
+                let problems = PROBLEMS.iter().chain(takes_body.then_some(&TOO_LARGE));
+                for &(code, description) in problems {
                     let problem = ResponseBuilder::new()
                         .description(description)
                         .content(
