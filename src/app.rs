@@ -36,7 +36,8 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
         stop.clone(),
     ));
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
-    let served = http::serve(listener, http::router(state), stop.clone())
+    let limits = http::ConnectionLimits::of(&args.serve);
+    let served = http::serve(listener, http::router(state), limits, stop.clone())
         .await
         .context("HTTP server failed");
     // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
@@ -83,7 +84,8 @@ pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()>
     let listener = bind(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
-    http::serve(listener, http::router(state), stop)
+    let limits = http::ConnectionLimits::of(&args.serve);
+    http::serve(listener, http::router(state), limits, stop)
         .await
         .context("HTTP server failed")?;
     tracing::info!("Receiver stopped.");
@@ -104,6 +106,11 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
     let db = crate::db::connect(&args.db).await?;
     crate::db::migrate(&db).await?;
     let vault = vault(&args.db);
+    // Without the key that sealed the stored secrets no webhook can be verified: refuse to
+    // start, saying what is missing, rather than answer 500 to every shop.
+    connections::check_vault(&db, &vault)
+        .await
+        .context("cannot open the connections' signing secrets")?;
     let sealed = connections::seal_plaintext_secrets(&db, &vault).await?;
     if sealed > 0 {
         tracing::info!(
@@ -116,6 +123,7 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
         vault,
         args.serve.connection_cache_ttl,
         args.serve.rate_limit,
+        args.serve.bad_signature_rate_limit,
     ));
     cache.spawn_listener(stop.clone());
     let metrics = Metrics::new();

@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod browser;
 mod console;
+mod edge;
 mod helpers;
 mod periods;
 mod proxy;
