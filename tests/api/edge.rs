@@ -22,13 +22,15 @@ fn named_body(id: &str, kind: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// (channel, event id argument, topic argument, body, words the detail must contain)
+type LongNameRow<'a> = (Channel, &'a str, &'a str, Vec<u8>, [&'static str; 2]);
+
 #[tokio::test]
 async fn an_id_or_topic_too_long_for_amqp_gets_400_naming_it_on_every_channel_and_nothing_is_queued()
  {
     let app = TestApp::spawn_with(Options::receiver()).await;
     let long = "x".repeat(300);
-    // (channel, event id argument, topic argument, body, words the detail must contain)
-    let rows: Vec<(Channel, &str, &str, Vec<u8>, [&str; 2])> = vec![
+    let rows: Vec<LongNameRow<'_>> = vec![
         (
             Channel::Nettbutikk,
             &long,
