@@ -75,10 +75,12 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     loop {
+        // A slot first, then the accept: past the cap, clients wait in the listen backlog.
         let slot = tokio::select! {
             () = stop.cancelled() => break,
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            slot = Arc::clone(&slots).acquire_owned() => slot,
         };
+        let Ok(slot) = slot else { break }; // closed: never, nothing closes `slots`
         let stream = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
