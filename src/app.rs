@@ -28,7 +28,7 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = bind(&args).await?;
     let metrics_listener = bind_metrics(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
-    let metrics = serve_metrics(metrics_listener, &state, stop.clone());
+    let metrics = serve_metrics(metrics_listener, &state, &args, stop.clone());
     let deps = worker_deps(state.db.clone(), &args);
     let url = args.broker.amqp_url.expose().clone();
     let worker = tokio::spawn(crate::worker::run(
@@ -38,7 +38,8 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
         stop.clone(),
     ));
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
-    let served = http::serve(listener, http::router(state), stop.clone())
+    let limits = http::ConnectionLimits::of(&args.serve);
+    let served = http::serve(listener, http::router(state), limits, stop.clone())
         .await
         .context("HTTP server failed");
     // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
@@ -86,9 +87,10 @@ pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()>
     let listener = bind(&args).await?;
     let metrics_listener = bind_metrics(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
-    let metrics = serve_metrics(metrics_listener, &state, stop.clone());
+    let metrics = serve_metrics(metrics_listener, &state, &args, stop.clone());
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
-    let served = http::serve(listener, http::router(state), stop.clone())
+    let limits = http::ConnectionLimits::of(&args.serve);
+    let served = http::serve(listener, http::router(state), limits, stop.clone())
         .await
         .context("HTTP server failed");
     stop.cancel();
@@ -121,15 +123,17 @@ async fn bind_metrics(args: &RunArgs) -> anyhow::Result<TcpListener> {
 fn serve_metrics(
     listener: TcpListener,
     state: &AppState,
+    args: &RunArgs,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let limits = http::ConnectionLimits::of(&args.serve);
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     let router = http::metrics::router(state);
     tokio::spawn(async move {
         tracing::info!(%address, "Serving /metrics.");
-        let served = http::serve(listener, router, stop.clone())
+        let served = http::serve(listener, router, limits, stop.clone())
             .await
             .context("metrics server failed");
         stop.cancel();
@@ -145,6 +149,11 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
     let db = crate::db::connect(&args.db).await?;
     crate::db::migrate(&db).await?;
     let vault = vault(&args.db);
+    // Without the key that sealed the stored secrets no webhook can be verified: refuse to
+    // start, saying what is missing, rather than answer 500 to every shop.
+    connections::check_vault(&db, &vault)
+        .await
+        .context("cannot open the connections' signing secrets")?;
     let sealed = connections::seal_plaintext_secrets(&db, &vault).await?;
     if sealed > 0 {
         tracing::info!(
@@ -157,6 +166,7 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
         vault,
         args.serve.connection_cache_ttl,
         args.serve.rate_limit,
+        args.serve.bad_signature_rate_limit,
     ));
     cache.spawn_listener(stop.clone());
     let metrics = Metrics::new();

@@ -46,12 +46,17 @@ pub struct ConnectionCache {
     entries: RwLock<HashMap<Uuid, Entry>>,
     limiters: Mutex<HashMap<Uuid, Bucket>>,
     rate: u32,
+    /// Allowances for requests that failed verification, apart from `limiters`: anyone can
+    /// send those, so they must not spend what the shop's signed webhooks need.
+    unverified: Mutex<HashMap<Uuid, Bucket>>,
+    unverified_rate: u32,
 }
 
 impl ConnectionCache {
-    /// An empty cache; `rate` is the per-connection limit in requests per second (0: none).
+    /// An empty cache; `rate` is the per-connection limit of verified webhooks per second and
+    /// `unverified_rate` that of requests failing verification (0: none).
     #[must_use]
-    pub fn new(db: PgPool, vault: Vault, ttl: Duration, rate: u32) -> Self {
+    pub fn new(db: PgPool, vault: Vault, ttl: Duration, rate: u32, unverified_rate: u32) -> Self {
         ConnectionCache {
             db,
             vault,
@@ -59,6 +64,8 @@ impl ConnectionCache {
             entries: RwLock::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             rate,
+            unverified: Mutex::new(HashMap::new()),
+            unverified_rate,
         }
     }
 
@@ -162,24 +169,22 @@ impl ConnectionCache {
         }
     }
 
-    /// Takes one request from the connection's allowance: `Err(wait)` when it is used up.
+    /// Takes one verified webhook from the connection's allowance: `Err(wait)` when it is used
+    /// up.
     ///
     /// # Errors
     /// The time until a request would be allowed again.
     pub fn admit(&self, id: Uuid) -> Result<(), Duration> {
-        if self.rate == 0 {
-            return Ok(());
-        }
-        let mut limiters = self
-            .limiters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let rate = f64::from(self.rate);
-        let bucket = limiters.entry(id).or_insert_with(|| Bucket {
-            tokens: rate,
-            at: Instant::now(),
-        });
-        bucket.take(rate)
+        take(&self.limiters, id, self.rate)
+    }
+
+    /// Takes one request that failed verification (or was unsigned) from the connection's
+    /// separate, smaller allowance for those.
+    ///
+    /// # Errors
+    /// The time until such a request would be allowed again.
+    pub fn admit_unverified(&self, id: Uuid) -> Result<(), Duration> {
+        take(&self.unverified, id, self.unverified_rate)
     }
 
     /// Listens for change notifications until `stop` fires, evicting what changed. Reconnects by
@@ -218,6 +223,23 @@ impl ConnectionCache {
         }
         Ok(()) // the connection was lost; the caller clears and reconnects
     }
+}
+
+/// Takes a token from `id`'s bucket in `buckets` at `rate` per second (0: no limit). The maps
+/// hold only connections that exist: callers look the connection up first.
+fn take(buckets: &Mutex<HashMap<Uuid, Bucket>>, id: Uuid, rate: u32) -> Result<(), Duration> {
+    if rate == 0 {
+        return Ok(());
+    }
+    let mut buckets = buckets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let rate = f64::from(rate);
+    let bucket = buckets.entry(id).or_insert_with(|| Bucket {
+        tokens: rate,
+        at: Instant::now(),
+    });
+    bucket.take(rate)
 }
 
 /// A token bucket holding up to one second's worth of requests.

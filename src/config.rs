@@ -63,8 +63,9 @@ pub struct BrokerSettings {
         hide_env_values = true
     )]
     pub amqp_url: Redacted<String>,
-    /// Prefix for every exchange and queue name (e.g. `staging.`); empty in production.
-    #[arg(long, env = "SHOPBRIDGE_QUEUE_PREFIX", default_value = "")]
+    /// Prefix for every exchange and queue name (e.g. `staging.`); empty in production. At most
+    /// 200 bytes, so every name fits AMQP's 255.
+    #[arg(long, env = "SHOPBRIDGE_QUEUE_PREFIX", default_value = "", value_parser = parse_queue_prefix)]
     pub queue_prefix: String,
     /// Delete queues unused for this long (sets `x-expires`). For test and demo brokers only:
     /// never set it where events must be kept.
@@ -119,6 +120,28 @@ pub struct ServeSettings {
         default_value = "127.0.0.1:9090"
     )]
     pub metrics_listen: SocketAddr,
+
+    // --- The edge: what unauthenticated clients may cost (see `crate::http::server`). ---
+    /// Requests per second and connection that fail signature verification before they get 429
+    /// instead of 401 (a one-second burst is allowed); 0 turns the limit off. Kept apart from
+    /// `SHOPBRIDGE_RATE_LIMIT`, which only verified webhooks spend, so forged requests cannot
+    /// use up a shop's allowance.
+    #[arg(
+        long,
+        env = "SHOPBRIDGE_BAD_SIGNATURE_RATE_LIMIT",
+        default_value_t = 10
+    )]
+    pub bad_signature_rate_limit: u32,
+    /// Time a client has to send a request's head (request line and headers) once it started
+    /// one, or once its connection was accepted; past it the connection is closed.
+    #[arg(long, env = "SHOPBRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_timeout: Duration,
+    /// Time a kept-alive connection may sit idle between requests before it is closed.
+    #[arg(long, env = "SHOPBRIDGE_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_positive_duration)]
+    pub keep_alive_timeout: Duration,
+    /// Open HTTP connections at most; further clients wait to be accepted until one closes.
+    #[arg(long, env = "SHOPBRIDGE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections: usize,
 }
 
 /// The worker's settings.
@@ -161,6 +184,29 @@ pub struct MasterKey(pub [u8; 32]);
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey([redacted])")
+    }
+}
+
+/// Longest queue prefix: AMQP names are short strings of at most 255 bytes, and the longest
+/// name under the prefix (`shopbridge.retry.600s`) must still fit.
+const MAX_QUEUE_PREFIX_BYTES: usize = 200;
+
+fn parse_queue_prefix(s: &str) -> Result<String, String> {
+    if s.len() > MAX_QUEUE_PREFIX_BYTES {
+        return Err(format!(
+            "SHOPBRIDGE_QUEUE_PREFIX is {} bytes, more than {MAX_QUEUE_PREFIX_BYTES}",
+            s.len()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A duration that is more than zero: a zero timeout would close every connection at once.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -209,6 +255,23 @@ mod tests {
                 .contains("32 bytes")
         );
         assert!(parse_master_key("not a key!").is_err());
+    }
+
+    #[test]
+    fn a_queue_prefix_too_long_for_amqp_names_is_refused_and_zero_timeouts_too() {
+        assert!(parse_queue_prefix(&"p".repeat(200)).is_ok());
+        let long = "p".repeat(201);
+        assert!(
+            parse_queue_prefix(&long)
+                .unwrap_err()
+                .contains("SHOPBRIDGE_QUEUE_PREFIX")
+        );
+        // Every name under the longest prefix fits an AMQP short string.
+        let names = crate::queue::Names::new(&"p".repeat(200));
+        let tier = crate::queue::RETRY_TIERS[crate::queue::RETRY_TIERS.len() - 1];
+        assert!(names.retry_queue(tier).len() <= 255);
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("2s"), Ok(Duration::from_secs(2)));
     }
 
     #[test]

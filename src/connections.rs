@@ -323,6 +323,33 @@ pub async fn load_auth(
     }))
 }
 
+/// Checks that the vault can open the stored secrets, so that a receiver started without the
+/// master key (or with another one) refuses to start instead of failing every webhook.
+/// With a key, some of the newest encrypted secrets must open: one secret altered in the
+/// database fails only its own connection, a wrong key fails them all.
+///
+/// # Errors
+/// [`ConnectionError::NoMasterKey`] when secrets are encrypted and no key is set;
+/// [`ConnectionError::Decrypt`] when the key opens none of them; a database error.
+pub async fn check_vault(db: &PgPool, vault: &Vault) -> Result<(), ConnectionError> {
+    let mut conn = db.acquire().await?;
+    let sample = q::encrypted_secrets(&mut conn, 20).await?;
+    if sample.is_empty() {
+        return Ok(());
+    }
+    let Some(sealer) = &vault.sealer else {
+        return Err(ConnectionError::NoMasterKey);
+    };
+    let opens = |(connection_id, sealed): &(Uuid, Vec<u8>)| {
+        sealer.open(sealed, connection_id.as_bytes()).is_ok()
+    };
+    if sample.iter().any(opens) {
+        Ok(())
+    } else {
+        Err(ConnectionError::Decrypt(OpenError))
+    }
+}
+
 /// Encrypts secrets that were stored while no master key was set. Returns how many.
 ///
 /// # Errors

@@ -325,10 +325,10 @@ async fn publish(
         let confirm = ch
             .basic_publish(
                 names.events_exchange.as_str().into(),
-                out.routing_key().into(),
+                out.routing_key()?,
                 BasicPublishOptions::default(),
                 body,
-                out.properties(),
+                out.properties()?,
             )
             .await?;
         pending.push_back(confirm);

@@ -248,6 +248,25 @@ pub async fn plaintext_secrets(db: &mut PgConnection) -> sqlx::Result<Vec<(Uuid,
         .await
 }
 
+/// Up to `limit` of the encrypted secrets that verify now, newest first, with their
+/// connection ids: enough to tell at start whether the master key opens them.
+///
+/// # Errors
+/// A database error.
+pub async fn encrypted_secrets(
+    db: &mut PgConnection,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Vec<u8>)>> {
+    sqlx::query_as(
+        "select connection_id, secret from connection_secrets \
+         where encrypted and (expires_at is null or expires_at > now()) \
+         order by created_at desc limit $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 /// Replaces a plaintext secret with its sealed form.
 ///
 /// # Errors

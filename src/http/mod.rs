@@ -5,7 +5,10 @@ pub mod admin;
 pub mod health;
 pub mod metrics;
 pub mod problem;
+pub mod server;
 pub mod webhooks;
+
+pub use server::{ConnectionLimits, serve};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +20,6 @@ use axum::http::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -101,19 +102,4 @@ async fn time_limit(limit: Duration, req: Request<Body>, next: Next) -> Response
         Ok(response) => response,
         Err(_) => problem::ApiError::Timeout(limit).into_response(),
     }
-}
-
-/// Serves `router` on `listener` until `stop` fires, then finishes the requests in flight
-/// (their confirms included) and returns.
-///
-/// # Errors
-/// When the server fails to accept connections.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
 }

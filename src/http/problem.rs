@@ -34,6 +34,17 @@ pub enum ApiError {
     /// 413: the body is larger than the limit.
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 400: a verified event's id or topic is longer than the queue can carry; `what` says
+    /// where the channel takes it from (e.g. header `webhook-id`).
+    #[error("{what} is {len} bytes, more than the {limit} allowed")]
+    NameTooLong {
+        /// Where the value came from, as the channel names it.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most allowed.
+        limit: usize,
+    },
     /// 400: the body could not be read (the client closed or sent garbage framing).
     #[error("the request body could not be read")]
     BadBody,
@@ -108,7 +119,7 @@ impl ApiError {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BadBody => StatusCode::BAD_REQUEST,
+            ApiError::BadBody | ApiError::NameTooLong { .. } => StatusCode::BAD_REQUEST,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Queue(_)
             | ApiError::Database(_)
@@ -136,6 +147,7 @@ impl ApiError {
             ApiError::Signature(_) => "invalid-signature",
             ApiError::TooLarge(_) => "body-too-large",
             ApiError::BadBody => "unreadable-body",
+            ApiError::NameTooLong { .. } => "name-too-long",
             ApiError::RateLimited(_) => "rate-limited",
             ApiError::Queue(_) => "queue-unavailable",
             ApiError::Database(_) => "database-unavailable",

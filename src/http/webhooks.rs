@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::problem::ApiError;
 use crate::connections::ConnectionError;
-use crate::queue::Outgoing;
+use crate::queue::{NameField, Outgoing};
 use crate::signature::{self, Delivery};
 
 /// The webhook route.
@@ -84,11 +84,23 @@ async fn accept(
     if !conn.active {
         return Err(ApiError::Disabled);
     }
-    app.cache.admit(id).map_err(ApiError::RateLimited)?;
     let body = read_limited(body, limit).await?;
-    let verified = match signature::verify(conn.channel, headers, &body, &conn.keys, Utc::now())? {
-        Delivery::Event(v) => v,
-        Delivery::Ping => return Ok(Accepted::Ping),
+    // Anyone can send a request that fails verification, so those spend an allowance of their
+    // own; the shop's is charged only once a webhook is known to be the shop's.
+    let verified = match signature::verify(conn.channel, headers, &body, &conn.keys, Utc::now()) {
+        Ok(Delivery::Event(v)) => v,
+        Ok(Delivery::Ping) => {
+            app.cache
+                .admit_unverified(id)
+                .map_err(ApiError::RateLimited)?;
+            return Ok(Accepted::Ping); // unsigned by design, so it is charged as unverified
+        }
+        Err(e) => {
+            app.cache
+                .admit_unverified(id)
+                .map_err(ApiError::RateLimited)?;
+            return Err(e.into());
+        }
     };
     tracing::Span::current().record("event_id", verified.event_id.as_str());
     let out = Outgoing {
@@ -103,6 +115,15 @@ async fn accept(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
+    out.check().map_err(|e| ApiError::NameTooLong {
+        what: match e.field {
+            NameField::EventId => signature::event_id_source(conn.channel),
+            NameField::Topic => signature::topic_source(conn.channel),
+        },
+        len: e.len,
+        limit: e.limit,
+    })?;
+    app.cache.admit(id).map_err(ApiError::RateLimited)?;
     app.publisher.publish(&out, &body).await?;
     Ok(Accepted::Event(out.event_id))
 }

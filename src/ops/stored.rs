@@ -205,13 +205,20 @@ async fn republish(
         occurred_at: row.occurred_at,
         request_id: row.request_id.clone(),
     };
+    // Stored events were checked by the receiver; one written behind its back is refused
+    // here rather than panicking the AMQP client.
+    let too_long = |e: crate::queue::TooLong| OpsError::NotConfirmed(e.to_string());
+    let (routing_key, properties) = (
+        out.routing_key().map_err(too_long)?,
+        out.properties().map_err(too_long)?,
+    );
     let before = track::before(db, row.connection_id, &row.source_event_id).await?;
     super::publish_confirmed(
         &session.publisher,
         &broker.names.events_exchange,
-        &out.routing_key(),
+        routing_key.as_str(),
         &body,
-        out.properties(),
+        properties,
     )
     .await?;
     Ok(before)

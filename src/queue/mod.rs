@@ -93,6 +93,38 @@ pub fn tier_name(delay: Duration) -> String {
     format!("{}s", delay.as_secs())
 }
 
+/// Longest event id: it becomes the AMQP `message_id`, a short string of at most 255 bytes.
+pub const MAX_EVENT_ID_BYTES: usize = 255;
+
+/// Longest topic: the routing key `{channel}.{topic}` is a short string too (255 bytes), and
+/// 200 leaves room for every channel's name in front of it.
+pub const MAX_TOPIC_BYTES: usize = 200;
+
+/// Which of an event's names does not fit its AMQP field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameField {
+    /// The event id (the message id).
+    EventId,
+    /// The topic (part of the routing key).
+    Topic,
+}
+
+/// An event id or topic too long to travel in AMQP. Checked before anything is published:
+/// lapin panics on a short string over 255 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the {} is {len} bytes, more than {limit}", match .field {
+    NameField::EventId => "event id",
+    NameField::Topic => "topic",
+})]
+pub struct TooLong {
+    /// The field that is too long.
+    pub field: NameField,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The most it may have.
+    pub limit: usize,
+}
+
 /// An accepted webhook, ready to be queued.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
@@ -113,15 +145,45 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// Checks that the event id and topic fit their AMQP fields ([`MAX_EVENT_ID_BYTES`],
+    /// [`MAX_TOPIC_BYTES`]).
+    ///
+    /// # Errors
+    /// [`TooLong`] naming the first field that does not fit.
+    pub fn check(&self) -> Result<(), TooLong> {
+        let fits = |field, len, limit| {
+            if len > limit {
+                Err(TooLong { field, len, limit })
+            } else {
+                Ok(())
+            }
+        };
+        // The topic first: WooCommerce's event id is made from it, so a long topic is the cause.
+        fits(NameField::Topic, self.topic.len(), MAX_TOPIC_BYTES)?;
+        fits(NameField::EventId, self.event_id.len(), MAX_EVENT_ID_BYTES)
+    }
+
     /// The routing key: `{channel}.{topic}`, so bindings can later pick by channel or topic.
-    #[must_use]
-    pub fn routing_key(&self) -> String {
-        format!("{}.{}", self.channel, self.topic)
+    ///
+    /// # Errors
+    /// [`TooLong`] when the topic is longer than [`MAX_TOPIC_BYTES`].
+    pub fn routing_key(&self) -> Result<ShortString, TooLong> {
+        self.check()?;
+        let key = format!("{}.{}", self.channel, self.topic);
+        let len = key.len();
+        ShortString::try_new(key).map_err(|_| TooLong {
+            field: NameField::Topic,
+            len,
+            limit: MAX_TOPIC_BYTES,
+        })
     }
 
     /// Persistent properties carrying the event's id and headers.
-    #[must_use]
-    pub fn properties(&self) -> BasicProperties {
+    ///
+    /// # Errors
+    /// [`TooLong`] when the event id or topic does not fit (see [`Outgoing::check`]).
+    pub fn properties(&self) -> Result<BasicProperties, TooLong> {
+        self.check()?;
         let mut h = FieldTable::default();
         h.insert(
             headers::ENVELOPE.into(),
@@ -141,12 +203,17 @@ impl Outgoing {
         if let Some(id) = &self.request_id {
             put(&mut h, headers::REQUEST_ID, id.clone());
         }
-        BasicProperties::default()
-            .with_message_id(ShortString::from(self.event_id.as_str()))
+        let message_id = ShortString::try_new(self.event_id.clone()).map_err(|_| TooLong {
+            field: NameField::EventId,
+            len: self.event_id.len(),
+            limit: MAX_EVENT_ID_BYTES,
+        })?;
+        Ok(BasicProperties::default()
+            .with_message_id(message_id)
             .with_content_type("application/json".into())
             .with_delivery_mode(2) // persistent: survives a broker restart
             .with_timestamp(u64::try_from(self.received_at.timestamp()).unwrap_or(0))
-            .with_headers(h)
+            .with_headers(h))
     }
 }
 
@@ -174,5 +241,46 @@ pub fn header_int(props: &BasicProperties, key: &str) -> Option<i64> {
         AMQPValue::ShortInt(v) => Some(i64::from(*v)),
         AMQPValue::LongUInt(v) => Some(i64::from(*v)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Channel;
+
+    fn outgoing(channel: Channel, event_id: &str, topic: &str) -> Outgoing {
+        Outgoing {
+            event_id: event_id.to_owned(),
+            connection_id: uuid::Uuid::nil(),
+            channel,
+            topic: topic.to_owned(),
+            received_at: chrono::Utc::now(),
+            occurred_at: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn the_longest_id_and_topic_fit_amqp_on_every_channel_and_longer_ones_are_refused() {
+        for channel in Channel::ALL {
+            let out = outgoing(
+                channel,
+                &"i".repeat(MAX_EVENT_ID_BYTES),
+                &"t".repeat(MAX_TOPIC_BYTES),
+            );
+            assert!(out.routing_key().is_ok(), "{channel}");
+            assert!(out.properties().is_ok(), "{channel}");
+
+            let long_id = outgoing(channel, &"i".repeat(MAX_EVENT_ID_BYTES + 1), "t");
+            let err = long_id.properties().unwrap_err();
+            assert_eq!((err.field, err.len), (NameField::EventId, 256));
+            let long_topic = outgoing(channel, "i", &"t".repeat(300));
+            let err = long_topic.routing_key().unwrap_err();
+            assert_eq!(
+                (err.field, err.len, err.limit),
+                (NameField::Topic, 300, 200)
+            );
+        }
     }
 }

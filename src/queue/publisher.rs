@@ -31,6 +31,10 @@ pub enum PublishError {
     /// No confirm within the configured time.
     #[error("no publisher confirm within {0:?}")]
     Timeout(Duration),
+    /// The event id or topic does not fit AMQP; nothing was sent. The receiver checks this
+    /// first and answers 400, so reaching it is a bug, not the broker's fault.
+    #[error(transparent)]
+    TooLong(#[from] super::TooLong),
     /// The AMQP client failed (connection or channel lost mid-publish).
     #[error("AMQP error")]
     Amqp(#[from] lapin::Error),
@@ -152,13 +156,14 @@ impl Publisher {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
+        let (routing_key, properties) = (out.routing_key()?, out.properties()?);
         let confirm = channel
             .basic_publish(
                 config.names.events_exchange.as_str().into(),
-                out.routing_key().into(),
+                routing_key,
                 options,
                 body,
-                out.properties(),
+                properties,
             )
             .await?;
         let confirmation = tokio::time::timeout(config.confirm_timeout, confirm)

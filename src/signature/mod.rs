@@ -126,6 +126,29 @@ pub fn verify(
     }
 }
 
+/// Where `channel` takes the event id from, in words for an error message.
+#[must_use]
+pub fn event_id_source(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Nettbutikk => "header `webhook-id`",
+        Channel::Shopify => "header `X-Shopify-Webhook-Id`",
+        Channel::WooCommerce => {
+            "event id (made of header `X-WC-Webhook-Topic` and the body's `id`)"
+        }
+        Channel::Stripe => "body field `id`",
+    }
+}
+
+/// Where `channel` takes the topic from, in words for an error message.
+#[must_use]
+pub fn topic_source(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Nettbutikk | Channel::Stripe => "body field `type`",
+        Channel::Shopify => "header `X-Shopify-Topic`",
+        Channel::WooCommerce => "header `X-WC-Webhook-Topic`",
+    }
+}
+
 /// Headers that make `body` verify under `secret` — used by our send-test-event command, load
 /// generator and tests. Also sets `content-type: application/json`.
 ///

@@ -102,6 +102,12 @@ pub struct Options {
     pub request_timeout: Duration,
     pub body_limit: usize,
     pub rate_limit: u32,
+    pub bad_signature_rate_limit: u32,
+    pub header_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
+    /// The master key the app starts with (`None`: started without one).
+    pub master_key: Option<shopbridge::config::MasterKey>,
     pub confirm_timeout: Duration,
     pub worker: bool,
     pub max_attempts: u32,
@@ -126,6 +132,11 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             body_limit: 1024 * 1024,
             rate_limit: 0,
+            bad_signature_rate_limit: 0,
+            header_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+            master_key: Some(shopbridge::config::MasterKey([42; 32])),
             confirm_timeout: Duration::from_secs(5),
             worker: true,
             max_attempts: 5,
@@ -176,7 +187,7 @@ impl TestApp {
             db: DbSettings {
                 database_url: Redacted::new(format!("{}/{db_name}", opts.pg_server)),
                 db_pool_size: 8,
-                master_key: Some(shopbridge::config::MasterKey([42; 32])),
+                master_key: opts.master_key.clone(),
             },
             broker: BrokerSettings {
                 amqp_url: Redacted::new(opts.amqp_url.clone()),
@@ -195,6 +206,10 @@ impl TestApp {
                 connection_cache_ttl: Duration::from_secs(60),
                 session_ttl: Duration::from_secs(3600),
                 metrics_listen: "127.0.0.1:0".parse().unwrap(),
+                bad_signature_rate_limit: opts.bad_signature_rate_limit,
+                header_timeout: opts.header_timeout,
+                keep_alive_timeout: opts.keep_alive_timeout,
+                max_connections: opts.max_connections,
             },
             worker: WorkerSettings {
                 batch_size: 50,
@@ -211,12 +226,19 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = shopbridge::http::router(state.clone());
-        let server = tokio::spawn(shopbridge::http::serve(listener, router, stop.clone()));
+        let limits = shopbridge::http::ConnectionLimits::of(&args.serve);
+        let server = tokio::spawn(shopbridge::http::serve(
+            listener,
+            router,
+            limits,
+            stop.clone(),
+        ));
         let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_url = format!("http://{}", metrics_listener.local_addr().unwrap());
         tokio::spawn(shopbridge::http::serve(
             metrics_listener,
             shopbridge::http::metrics::router(&state),
+            limits,
             stop.clone(),
         ));
         let worker_stop = stop.child_token();

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod console;
+mod edge;
 mod helpers;
 mod metrics;
 mod periods;
