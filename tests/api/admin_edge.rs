@@ -96,6 +96,7 @@ async fn a_broker_that_refuses_us_answers_503_without_naming_its_user_or_vhost()
     tokio::spawn(shopbridge::http::serve(
         listener,
         shopbridge::http::router(state),
+        shopbridge::http::ConnectionLimits::of(&app.args().serve),
         app.stop.clone(),
     ));
 
