@@ -9,6 +9,7 @@ pub mod books;
 pub mod catalog;
 pub mod connections;
 pub mod events;
+pub mod failure;
 pub mod ledger;
 pub mod orders;
 pub mod periods;
@@ -25,6 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection as _, PgPool};
 
 use crate::config::DbSettings;
+
+pub use failure::{Failure, is_transient, is_unavailable};
 
 /// The schema, embedded in the binary from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

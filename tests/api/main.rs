@@ -5,6 +5,8 @@ mod bad_input;
 mod browser;
 mod console;
 mod helpers;
+mod logs;
+mod outages;
 mod periods;
 mod proxy;
 mod replay;
