@@ -109,6 +109,17 @@ pub struct ServeSettings {
     /// How long a console login lasts before the operator must log in again.
     #[arg(long, env = "SHOPBRIDGE_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
+    /// Proxies in front of this service whose X-Forwarded-For is believed, as a comma-separated
+    /// list of IP addresses and CIDR networks (e.g. `10.0.0.0/8,::1`). The console's login
+    /// throttle tells clients apart by the rightmost hop that is not one of them; empty (the
+    /// default): by the socket's peer address, and the header is ignored.
+    #[arg(long, env = "SHOPBRIDGE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: crate::http::client::TrustedProxies,
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<crate::http::client::TrustedProxies, String> {
+    s.parse()
+        .map_err(|e| format!("SHOPBRIDGE_TRUSTED_PROXIES: {e}"))
 }
 
 /// The worker's settings.

@@ -11,6 +11,7 @@ pub mod connections;
 pub mod events;
 pub mod failure;
 pub mod ledger;
+pub mod logins;
 pub mod orders;
 pub mod periods;
 pub mod reports;

@@ -2,6 +2,7 @@
 //! timeouts and graceful shutdown.
 
 pub mod admin;
+pub mod client;
 pub mod health;
 pub mod problem;
 pub mod webhooks;
@@ -98,7 +99,10 @@ pub async fn serve(
     router: Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // With the peer's address in every request (`ConnectInfo`), for the console's login
+    // throttle (see `client`).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }

@@ -106,6 +106,8 @@ pub struct Options {
     pub worker: bool,
     pub max_attempts: u32,
     pub batch_timeout: Duration,
+    /// `SHOPBRIDGE_TRUSTED_PROXIES`.
+    pub trusted_proxies: &'static str,
 }
 
 impl Options {
@@ -130,6 +132,7 @@ impl Default for Options {
             worker: true,
             max_attempts: 5,
             batch_timeout: Duration::from_secs(60),
+            trusted_proxies: "",
         }
     }
 }
@@ -188,6 +191,7 @@ impl TestApp {
                 rate_limit: opts.rate_limit,
                 connection_cache_ttl: Duration::from_secs(60),
                 session_ttl: Duration::from_secs(3600),
+                trusted_proxies: opts.trusted_proxies.parse().expect("trusted proxies"),
             },
             worker: WorkerSettings {
                 batch_size: 50,
