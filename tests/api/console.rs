@@ -568,7 +568,10 @@ async fn a_failed_login_logs_a_digest_of_the_address_never_the_address_at_info()
             .any(|l| l["fields"]["address"] == users::address_digest(EMAIL).as_str()),
         "{refused:?}"
     );
-    for line in &lines {
+    for line in lines
+        .iter()
+        .filter(|l| l["level"] != "DEBUG" && l["level"] != "TRACE")
+    {
         let text = line.to_string().to_lowercase();
         assert!(
             !text.contains("kari@example.no") && !text.contains("someone.else@example.no"),
