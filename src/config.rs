@@ -142,6 +142,18 @@ pub struct ServeSettings {
     /// Open HTTP connections at most; further clients wait to be accepted until one closes.
     #[arg(long, env = "SHOPBRIDGE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections: usize,
+
+    /// Proxies in front of this service whose X-Forwarded-For is believed, as a comma-separated
+    /// list of IP addresses and CIDR networks (e.g. `10.0.0.0/8,::1`). The console's login
+    /// throttle tells clients apart by the rightmost hop that is not one of them; empty (the
+    /// default): by the socket's peer address, and the header is ignored.
+    #[arg(long, env = "SHOPBRIDGE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: crate::http::client::TrustedProxies,
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<crate::http::client::TrustedProxies, String> {
+    s.parse()
+        .map_err(|e| format!("SHOPBRIDGE_TRUSTED_PROXIES: {e}"))
 }
 
 /// The worker's settings.

@@ -1,16 +1,21 @@
 //! Logging in and out, and the language switch.
 
+use std::net::IpAddr;
+
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use ipnet::Ipv6Net;
 use maud::html;
 use serde::Deserialize;
 
 use super::i18n::{LANG_COOKIE, Lang, cookie, fill};
 use super::layout::{Notice, bare, notice};
 use super::{Ctx, Form, PageError, SESSION_COOKIE, local_path, secure_cookies, set_cookie, users};
+use crate::db::logins;
 use crate::http::AppState;
+use crate::http::client::Client;
 
 /// The cookie that carries the login form's CSRF token (double-submit: there is no session
 /// yet to keep it in). It stops a third-party page from logging a browser into its own account.
@@ -104,6 +109,7 @@ pub async fn login_page(
 /// POST /console/login
 pub async fn login(
     State(app): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -127,18 +133,20 @@ pub async fn login(
             Some((Notice::Error, text)),
         )
     };
-    // No user has an address that long: refused before it reaches the throttle's table.
-    if form.email.trim().len() > users::MAX_EMAIL_BYTES {
+    let email = form.email.trim();
+    // No user has an address that long: refused before it reaches the throttle's tables.
+    if email.len() > users::MAX_EMAIL_BYTES {
         return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
     }
-    // Each attempt is counted before the password is checked, and an address with too many
-    // failures in a row waits without its password being checked (no hash spent on a guess).
-    // Per address, not per client: behind the TLS proxy the console should sit behind, every
-    // client has the proxy's address; limiting requests per client belongs in that proxy
-    // (docs/console.md).
-    let failures = match users::claim_login_attempt(&app.db, &form.email).await? {
-        users::Attempt::Wait(wait) => {
-            tracing::debug!(email = form.email.trim(), "console login throttled");
+    // Each attempt is counted before the password is checked, per client and per address, and
+    // one that must wait is refused without its password being checked (no hash spent on a
+    // guess). Per client, so that guesses at someone's address from elsewhere do not lock its
+    // owner out; per address too, with a much higher limit, so that many clients guessing
+    // together are still bounded (src/db/logins.rs).
+    let client = client_key(client);
+    let (client_failures, address_failures) = match logins::claim(&app.db, email, &client).await? {
+        logins::Attempt::Wait(wait) => {
+            tracing::debug!(email, %client, "Console login throttled.");
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let minutes = seconds.div_ceil(60).to_string();
             let mut response = refused(
@@ -150,22 +158,36 @@ pub async fn login(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
             return Ok(response);
         }
-        users::Attempt::Go(n) => n,
+        logins::Attempt::Go { client, address } => (client, address),
     };
-    let Some(user) = users::authenticate(&app.db, &form.email, &form.password).await? else {
-        if failures == users::FREE_FAILURES {
+    let Some(user) = users::authenticate(&app.db, email, &form.password).await? else {
+        // The typed address is personal data, and often someone else's (or a password typed
+        // into the wrong field): above DEBUG, only a digest of it is logged, which an operator
+        // can compute for an address to find its lines (docs/console.md).
+        let address = users::address_digest(email);
+        tracing::debug!(email, %address, "Console login refused for this address.");
+        if address_failures == logins::PER_ADDRESS.free_failures {
             tracing::warn!(
-                email = form.email.trim(),
-                "console logins with this address wait from now on: {failures} failures in a row"
+                %address,
+                %client,
+                "Console logins with this address wait from now on, from every client: \
+                 {address_failures} failures in a row."
+            );
+        } else if client_failures == logins::PER_CLIENT.free_failures {
+            tracing::warn!(
+                %address,
+                %client,
+                "Console logins with this address wait from now on, from this client: \
+                 {client_failures} failures in a row."
             );
         } else {
-            tracing::info!(email = form.email.trim(), "console login refused");
+            tracing::info!(%address, %client, "Console login refused.");
         }
         return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
     };
-    users::clear_login_failures(&app.db, &form.email).await?;
+    logins::forget_client(&app.db, email, &client).await?;
     let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;
-    tracing::info!(user = %user.id, "console login");
+    tracing::info!(user = %user.id, %client, "console login");
     let secure = secure_cookies(&app);
     // AppendHeaders: two Set-Cookie headers (a plain array would keep only the last).
     Ok((
@@ -187,6 +209,20 @@ pub async fn login(
         Redirect::to(next),
     )
         .into_response())
+}
+
+/// The throttle's name for a client: its IPv4 address, or the /64 network of its IPv6 address
+/// (one household or server usually holds a whole /64, and counting each of its addresses
+/// apart would give it 2^64 clients' allowances).
+fn client_key(client: Option<IpAddr>) -> String {
+    match client {
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => {
+            Ipv6Net::new(ip, 64).map_or_else(|_| ip.to_string(), |net| net.trunc().to_string())
+        }
+        // Only a router driven without a socket has no peer address.
+        None => "unknown".to_owned(),
+    }
 }
 
 /// POST /console/logout
@@ -237,4 +273,25 @@ pub async fn switch_language(
         Redirect::to(back),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_network_and_an_ipv4_one_by_its_address() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(client_key(ip("203.0.113.7")), "203.0.113.7");
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:bbbb::9")),
+            client_key(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:3::1")),
+            client_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(client_key(None), "unknown");
+    }
 }

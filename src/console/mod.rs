@@ -289,11 +289,14 @@ impl IntoResponse for PageError {
 
 impl From<sqlx::Error> for PageError {
     fn from(e: sqlx::Error) -> Self {
-        let e = anyhow::Error::from(e);
-        if crate::worker::is_transient(&e) {
-            PageError::Unavailable(format!("{e:#}"))
-        } else {
-            PageError::Internal(e)
+        match crate::db::Failure::of_sqlx(&e) {
+            // An outage, or a conflict that a second try should pass: 503, try again.
+            crate::db::Failure::Unavailable | crate::db::Failure::Conflict => {
+                PageError::Unavailable(format!("{e:#}"))
+            }
+            crate::db::Failure::Refused | crate::db::Failure::Unknown => {
+                PageError::Internal(e.into())
+            }
         }
     }
 }

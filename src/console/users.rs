@@ -5,7 +5,6 @@
 //! is 32 random bytes in an HttpOnly cookie; only their SHA-256 is stored, as for API tokens.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -282,113 +281,22 @@ pub async fn authenticate(
 /// The longest email address a user can have (RFC 5321's limit on a path).
 pub const MAX_EMAIL_BYTES: usize = 254;
 
-/// Failed logins in a row an address may have before it must wait.
-pub const FREE_FAILURES: i32 = 5;
-/// Failures further apart than this start the count again. Longer than [`MAX_WAIT`], so an
-/// address that keeps guessing stays at the longest wait.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60 * 60);
-/// The wait after the [`FREE_FAILURES`]th failure; it doubles with each further one.
-pub const FIRST_WAIT: Duration = Duration::from_secs(30);
-/// The longest wait.
-pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
-
-/// The wait after `failures` failures in a row.
-#[must_use]
-pub fn wait_after(failures: i32) -> Duration {
-    let beyond = u32::try_from(failures - FREE_FAILURES + 1).unwrap_or(0);
-    if beyond == 0 {
-        return Duration::ZERO;
-    }
-    FIRST_WAIT
-        .checked_mul(2u32.saturating_pow(beyond - 1))
-        .unwrap_or(MAX_WAIT)
-        .min(MAX_WAIT)
-}
-
-/// What [`claim_login_attempt`] decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attempt {
-    /// Check the password; the attempt is already counted as the `n`th failure in a row, and
-    /// [`clear_login_failures`] forgets it if the password is right.
-    Go(i32),
-    /// Too many failures in a row: wait this long. The password is not checked.
-    Wait(Duration),
-}
-
-/// Claims one login attempt for `email` before its password is checked: counts it as a failure
-/// in a row, unless the address must still wait after earlier ones. One statement under the
-/// row's lock, so attempts sent at once take turns: a burst cannot pass the check together and
-/// have all its passwords checked.
-///
-/// # Errors
-/// A database error.
-pub async fn claim_login_attempt(db: &PgPool, email: &str) -> Result<Attempt, UserError> {
-    let email = email.trim();
-    prune_login_failures(db).await?;
-    // Updated only while the address has had fewer than FREE_FAILURES failures in a row, or
-    // once the wait after them (as `wait_after` computes it) has passed.
-    let claimed: Option<i32> = sqlx::query_scalar(
-        "insert into login_failures as f (email, failures, last_failure_at) \
-         values (lower($1), 1, now()) \
-         on conflict (email) do update set \
-             failures = case when f.last_failure_at < now() - make_interval(secs => $2) \
-                             then 1 else f.failures + 1 end, \
-             last_failure_at = now() \
-         where f.failures < $3 \
-            or f.last_failure_at <= now() - make_interval(secs => \
-                   least($4 * power(2, least(f.failures - $3, 30)), $5)) \
-         returning failures",
-    )
-    .bind(email)
-    .bind(FAILURE_WINDOW.as_secs_f64())
-    .bind(FREE_FAILURES)
-    .bind(FIRST_WAIT.as_secs_f64())
-    .bind(MAX_WAIT.as_secs_f64())
-    .fetch_optional(db)
-    .await?;
-    if let Some(n) = claimed {
-        return Ok(Attempt::Go(n));
-    }
-    // Refused: how much of the wait is left, for the answer's Retry-After.
-    let row: Option<(i32, f64)> = sqlx::query_as(
-        "select failures, extract(epoch from now() - last_failure_at)::float8 \
-         from login_failures where email = lower($1)",
-    )
-    .bind(email)
-    .fetch_optional(db)
-    .await?;
-    let left = row.map_or(FIRST_WAIT, |(failures, since)| {
-        let since = Duration::try_from_secs_f64(since.max(0.0)).unwrap_or(Duration::MAX);
-        wait_after(failures).saturating_sub(since)
-    });
-    Ok(Attempt::Wait(left.max(Duration::from_secs(1))))
-}
-
-/// Removes counts too old to matter, a few at a time, skipping rows an attempt holds (so that
-/// two of these never wait for each other).
-async fn prune_login_failures(db: &PgPool) -> Result<(), UserError> {
-    sqlx::query(
-        "delete from login_failures where email in ( \
-             select email from login_failures \
-             where last_failure_at < now() - make_interval(secs => $1) \
-             limit 100 for update skip locked)",
-    )
-    .bind(FAILURE_WINDOW.as_secs_f64())
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Forgets the failed logins of `email` (after it logged in, or an operator acted).
+/// Forgets the failed logins with `email`, of every client and of the address (an operator
+/// acted for its user). The throttle itself: [`crate::db::logins`].
 ///
 /// # Errors
 /// A database error.
 pub async fn clear_login_failures(db: &PgPool, email: &str) -> Result<(), UserError> {
-    sqlx::query("delete from login_failures where email = lower($1)")
-        .bind(email.trim())
-        .execute(db)
-        .await?;
-    Ok(())
+    Ok(crate::db::logins::forget(db, email).await?)
+}
+
+/// The first 12 hex digits of the SHA-256 of an address in lower case: what logs above DEBUG
+/// say instead of an address typed into the login form (`printf %s kari@example.no | sha256sum
+/// | cut -c1-12` finds an address's lines).
+#[must_use]
+pub fn address_digest(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    hex::encode(&digest[..6])
 }
 
 /// A signed-in operator, as every console page sees it.
@@ -486,17 +394,6 @@ pub async fn close_session(db: &PgPool, token: &str) -> Result<(), UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_wait_doubles_after_the_free_failures_up_to_its_longest() {
-        assert_eq!(wait_after(0), Duration::ZERO);
-        assert_eq!(wait_after(FREE_FAILURES - 1), Duration::ZERO);
-        assert_eq!(wait_after(FREE_FAILURES), FIRST_WAIT);
-        assert_eq!(wait_after(FREE_FAILURES + 1), FIRST_WAIT * 2);
-        assert_eq!(wait_after(FREE_FAILURES + 4), FIRST_WAIT * 16);
-        assert_eq!(wait_after(FREE_FAILURES + 5), MAX_WAIT);
-        assert_eq!(wait_after(i32::MAX), MAX_WAIT);
-    }
 
     #[test]
     fn emails_and_passwords_are_checked() {

@@ -9,7 +9,9 @@ pub mod books;
 pub mod catalog;
 pub mod connections;
 pub mod events;
+pub mod failure;
 pub mod ledger;
+pub mod logins;
 pub mod orders;
 pub mod periods;
 pub mod reports;
@@ -25,6 +27,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection as _, PgPool};
 
 use crate::config::DbSettings;
+
+pub use failure::{Failure, is_transient, is_unavailable};
 
 /// The schema, embedded in the binary from `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

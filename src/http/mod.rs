@@ -2,6 +2,7 @@
 //! timeouts and graceful shutdown.
 
 pub mod admin;
+pub mod client;
 pub mod health;
 pub mod metrics;
 pub mod problem;

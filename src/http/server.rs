@@ -17,12 +17,14 @@
 //! that is still waiting when the deadline of the connection's current phase passes.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -81,10 +83,10 @@ pub async fn serve(
             slot = Arc::clone(&slots).acquire_owned() => slot,
         };
         let Ok(slot) = slot else { break }; // closed: never, nothing closes `slots`
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -94,7 +96,7 @@ pub async fn serve(
         let router = router.clone();
         let stop = stop.clone();
         connections.spawn(async move {
-            serve_connection(stream, router, limits, stop).await;
+            serve_connection(stream, peer, router, limits, stop).await;
             drop(slot);
         });
     }
@@ -117,8 +119,12 @@ async fn accept_failed(e: &io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+/// Serves one connection's requests, each with the peer's address as `ConnectInfo` (what
+/// `into_make_service_with_connect_info` gives axum handlers: the console's login throttle tells
+/// clients apart by it, see `http::client`).
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     stop: CancellationToken,
@@ -129,7 +135,9 @@ async fn serve_connection(
         let busy = Busy::begin(&clock);
         let router = router.clone();
         async move {
-            let response = router.oneshot(req.map(Body::new)).await?;
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let response = router.oneshot(req).await?;
             Ok::<_, std::convert::Infallible>(response.map(|body| Sending { body, _busy: busy }))
         }
     });

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WorkerSettings;
+use crate::db;
 use crate::queue::{Names, topology};
 use batch::Outcome;
 use contexts::Contexts;
@@ -169,10 +170,7 @@ pub async fn handle(deps: &Deps, publisher: &Channel, batch: Vec<Incoming>) {
 pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
     match batch::process(deps, batch).await {
         Ok(outcomes) => return outcomes,
-        Err(e)
-            if is_unavailable(&e)
-                && !(e.is::<batch::TimedOut>() && database_answers(deps).await) =>
-        {
+        Err(e) if is_outage(&e) && !(e.is::<batch::TimedOut>() && database_answers(deps).await) => {
             // Posting the events one by one would only meet the same outage once per event
             // (each waiting for the pool's acquire timeout): every event goes to its retry delay.
             let reason = format!("{e:#}");
@@ -193,13 +191,19 @@ pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
         let one = std::slice::from_ref(item);
         out.push(match batch::process(deps, one).await {
             Ok(mut o) => o.pop().unwrap_or(Outcome::Retry("no outcome".into())),
-            Err(e) if is_transient(&e) => Outcome::Retry(format!("{e:#}")),
+            Err(e) if db::is_transient(&e) => Outcome::Retry(format!("{e:#}")),
             Err(e) => {
                 // The database refused the event's postings for good (a constraint, a value out
-                // of range): retrying cannot help, an operator can.
+                // of range): retrying cannot help, an operator can. Dead-lettered only once its
+                // failure is recorded, so that it shows in `events`; if even that fails, it is
+                // retried, and dead-lettered when a later try can record it.
                 let reason = format!("the ledger refused the event: {e:#}");
-                settle::record_failure(deps, item, &reason).await;
-                Outcome::Failed(reason)
+                match settle::record_failure(deps, item, &reason).await {
+                    Ok(()) => Outcome::Failed(reason),
+                    Err(_) => {
+                        Outcome::Retry(format!("{reason} (and its failure could not be recorded)"))
+                    }
+                }
             }
         });
     }
@@ -220,59 +224,10 @@ async fn database_answers(deps: &Deps) -> bool {
     )
 }
 
-/// True when the database could not be reached or stopped answering, as opposed to a failure
-/// of this batch's contents (a constraint, a serialization failure, a deadlock).
-#[must_use]
-pub fn is_unavailable(e: &anyhow::Error) -> bool {
-    if e.is::<batch::TimedOut>() {
-        return true;
-    }
-    match e.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => {
-            let code = db.code().unwrap_or_default();
-            // 08: connection exception; 53: insufficient resources; 57P0x: shutting down.
-            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0")
-        }
-        Some(
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_),
-        ) => true,
-        _ => false,
-    }
-}
-
-/// True for failures that may pass on their own: the database or network unavailable, a
-/// serialization failure, a deadlock, a lock timeout. Errors of unknown origin count as
-/// transient too; the attempt limit still bounds them.
-#[must_use]
-pub fn is_transient(e: &anyhow::Error) -> bool {
-    match e.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => {
-            let code = db.code().unwrap_or_default();
-            // 08: connection exception; 40001 serialization failure; 40P01 deadlock;
-            // 53: insufficient resources; 55P03 lock not available; 57014 statement timeout
-            // (see batch::server_limits); 57P0x: shutting down.
-            code.starts_with("08")
-                || code.starts_with("53")
-                || matches!(
-                    code.as_ref(),
-                    "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
-                )
-        }
-        Some(
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_),
-        ) => true,
-        Some(_) => false,
-        None => true,
-    }
+/// True when the database could not be reached or stopped answering (see
+/// [`crate::db::Failure::Unavailable`]), or the batch's transaction outlived its time limit.
+fn is_outage(e: &anyhow::Error) -> bool {
+    e.is::<batch::TimedOut>() || db::is_unavailable(e)
 }
 
 #[cfg(test)]
@@ -280,15 +235,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outages_are_told_apart_from_failures_of_a_batch() {
+    fn a_batch_that_timed_out_counts_as_an_outage() {
         let timed_out = anyhow::Error::new(batch::TimedOut(Duration::from_secs(60)));
-        assert!(is_unavailable(&timed_out));
-        assert!(is_unavailable(&anyhow::Error::new(
-            sqlx::Error::PoolTimedOut
-        )));
-        assert!(is_transient(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
+        assert!(is_outage(&timed_out));
+        assert!(is_outage(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
         let decode = anyhow::Error::new(sqlx::Error::ColumnNotFound("state".into()));
-        assert!(!is_unavailable(&decode));
-        assert!(!is_transient(&decode));
+        assert!(!is_outage(&decode));
     }
 }

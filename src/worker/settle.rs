@@ -43,7 +43,9 @@ pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: 
             let _one_at_a_time = deps.settle_lock.lock().await;
             let reason = format!("gave up after {} attempts: {reason}", item.attempt + 1);
             tracing::error!(%event_id, %reason, "Event dead-lettered.");
-            record_failure(deps, item, &reason).await;
+            // Dead-lettered even if the failure cannot be recorded (logged there): the dead
+            // letter holds the event and its reason, and retrying past the limit would not end.
+            let _ = record_failure(deps, item, &reason).await;
             dead_letter(deps, publisher, item, &reason).await
         }
         Outcome::Retry(reason) => {
@@ -116,9 +118,16 @@ async fn dead_letter(
     publish(publisher, &deps.names.dead_exchange, &key, item, props).await
 }
 
-/// Marks the delivery's event failed with `reason`, in its own transaction.
-pub async fn record_failure(deps: &Deps, item: &Incoming, reason: &str) {
-    let Ok(meta) = &item.meta else { return };
+/// Marks the delivery's event failed with `reason`, in its own transaction. A failure that
+/// cannot be recorded is logged at ERROR with the event's id: the caller decides whether the
+/// dead letter (which carries the reason too) or a retry keeps the event.
+///
+/// # Errors
+/// The database error that kept the failure from being recorded.
+pub async fn record_failure(deps: &Deps, item: &Incoming, reason: &str) -> sqlx::Result<()> {
+    let Ok(meta) = &item.meta else {
+        return Ok(()); // no event id or connection: nothing to record it under
+    };
     let event = NewEvent {
         connection_id: meta.connection_id,
         source_event_id: &meta.event_id,
@@ -134,9 +143,10 @@ pub async fn record_failure(deps: &Deps, item: &Incoming, reason: &str) {
         events::record_failure(&mut conn, &event, reason).await
     }
     .await;
-    if let Err(e) = result {
-        tracing::warn!(event_id = %meta.event_id, error = %e, "Could not record the failure; the dead letter still has it.");
+    if let Err(e) = &result {
+        tracing::error!(event_id = %meta.event_id, %reason, error = %e, "Could not record the failure of an event.");
     }
+    result
 }
 
 async fn publish(

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use shopbridge::channel::Channel;
 use shopbridge::console::users;
+use shopbridge::db::logins;
 use shopbridge::signature::Secret;
 use uuid::Uuid;
 
@@ -23,18 +24,36 @@ pub struct Console {
     base: String,
     cookies: HashMap<String, String>,
     lang: Option<&'static str>,
+    /// An `X-Forwarded-For` header sent with every request.
+    forwarded_for: Option<String>,
 }
 
 impl Console {
     pub fn new(app: &TestApp) -> Console {
+        Self::from_address(app, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// A console client whose requests come from `local` (any 127.x.y.z reaches the app's
+    /// 127.0.0.1 on Linux), so that the app sees another client.
+    pub fn from_address(app: &TestApp, local: std::net::IpAddr) -> Console {
         Console {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(local)
                 .build()
                 .unwrap(),
             base: app.url.clone(),
             cookies: HashMap::new(),
             lang: None,
+            forwarded_for: None,
+        }
+    }
+
+    /// A console client that says, in `X-Forwarded-For`, that it forwards for `hops`.
+    pub fn forwarding_for(app: &TestApp, hops: &str) -> Console {
+        Console {
+            forwarded_for: Some(hops.to_owned()),
+            ..Self::new(app)
         }
     }
 
@@ -66,6 +85,9 @@ impl Console {
             .header(COOKIE, self.cookie_header());
         if let Some(lang) = self.lang {
             r = r.header(ACCEPT_LANGUAGE, lang);
+        }
+        if let Some(hops) = &self.forwarded_for {
+            r = r.header("x-forwarded-for", hops);
         }
         r
     }
@@ -320,15 +342,15 @@ async fn login_opens_a_strict_http_only_session_and_logout_ends_it() {
     app.cleanup().await;
 }
 
-/// After five failed logins in a row an address waits before the next attempt, told how long,
-/// whatever the password; an address nobody has is treated the same; a login after the wait
-/// clears the count.
+/// After five failed logins in a row a client waits with that address before the next attempt,
+/// told how long, whatever the password; an address nobody has is treated the same; a login
+/// after the wait clears the client's count.
 #[tokio::test]
 async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() {
     let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
     with_user(&app).await;
     let mut c = Console::new(&app);
-    for _ in 0..users::FREE_FAILURES {
+    for _ in 0..logins::PER_CLIENT.free_failures {
         let (status, _, _) = c.login(EMAIL, "wrong password!").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
@@ -336,7 +358,7 @@ async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() 
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
     let retry: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!(
-        (1..=users::FIRST_WAIT.as_secs()).contains(&retry),
+        (1..=logins::FIRST_WAIT.as_secs()).contains(&retry),
         "Retry-After {retry}"
     );
     assert!(page.contains("For mange mislykkede innlogginger"), "{page}");
@@ -353,7 +375,7 @@ async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() 
 
     // A burst sent at once cannot pass the throttle together: each attempt is counted before
     // its password is checked.
-    sqlx::query("delete from login_failures")
+    sqlx::query("delete from login_client_failures")
         .execute(&app.db)
         .await
         .unwrap();
@@ -381,11 +403,11 @@ async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() 
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    let free = usize::try_from(users::FREE_FAILURES).unwrap();
+    let free = usize::try_from(logins::PER_CLIENT.free_failures).unwrap();
     assert_eq!((refused, waited), (free, 20 - free), "{statuses:?}");
 
     // An address nobody has: the same answers, so the throttle tells nothing about users.
-    for _ in 0..users::FREE_FAILURES {
+    for _ in 0..logins::PER_CLIENT.free_failures {
         let (status, _, _) = c.login("nobody@example.no", PASSWORD).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
@@ -394,18 +416,168 @@ async fn repeated_failed_logins_make_the_address_wait_and_a_login_clears_them() 
 
     // Once the wait has passed, the right password logs in and the count is gone.
     sqlx::query(
-        "update login_failures set last_failure_at = last_failure_at - interval '31 seconds'",
+        "update login_client_failures set last_failure_at = last_failure_at - interval '31 seconds'",
     )
     .execute(&app.db)
     .await
     .unwrap();
     let (status, _, _) = c.login(EMAIL, PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let left: Vec<String> = sqlx::query_scalar("select email from login_failures order by email")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let left: Vec<String> =
+        sqlx::query_scalar("select email from login_client_failures order by email")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
     assert_eq!(left, ["nobody@example.no"]);
+    app.cleanup().await;
+}
+
+/// Wrong passwords for someone's address from one client make that client wait, not the
+/// address's owner on another.
+#[tokio::test]
+async fn guesses_from_one_client_lock_that_client_out_while_the_owner_still_logs_in() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    with_user(&app).await;
+    let mut attacker = Console::from_address(&app, [127, 0, 0, 2].into());
+    for _ in 0..logins::PER_CLIENT.free_failures {
+        assert_eq!(
+            attacker.login(EMAIL, "wrong password!").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, headers, _) = attacker.login(EMAIL, "wrong password!").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(RETRY_AFTER));
+
+    let mut owner = Console::new(&app);
+    assert_eq!(
+        owner.login(EMAIL, PASSWORD).await.0,
+        StatusCode::SEE_OTHER,
+        "the owner's client has no failures"
+    );
+    assert_eq!(
+        attacker.login(EMAIL, PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the owner's login does not let the guessing client in"
+    );
+    app.cleanup().await;
+}
+
+/// Many clients guessing at one address together meet the address's own, much higher limit:
+/// then every client waits, even with the right password.
+#[tokio::test]
+async fn many_clients_guessing_at_one_address_meet_its_own_limit() {
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        trusted_proxies: "127.0.0.1",
+        ..crate::helpers::Options::receiver()
+    })
+    .await;
+    with_user(&app).await;
+    // As if clients 198.51.100.1 to .99 had failed once each, a minute ago.
+    sqlx::query(
+        "insert into login_failures (email, failures, last_failure_at)          values ($1, $2, now() - interval '1 minute')",
+    )
+    .bind(EMAIL)
+    .bind(logins::PER_ADDRESS.free_failures - 1)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut last_free = Console::forwarding_for(&app, "198.51.100.100");
+    assert_eq!(
+        last_free.login(EMAIL, "wrong password!").await.0,
+        StatusCode::UNAUTHORIZED,
+        "the address's last free failure"
+    );
+    let mut another = Console::forwarding_for(&app, "198.51.100.101");
+    let (status, headers, _) = another.login(EMAIL, PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a client with no failures of its own waits for the address"
+    );
+    let retry: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=logins::FIRST_WAIT.as_secs()).contains(&retry),
+        "Retry-After {retry}"
+    );
+    app.cleanup().await;
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a configured trusted proxy;
+/// otherwise anyone could be a new client with every request.
+#[tokio::test]
+async fn the_forwarded_for_header_is_believed_only_from_trusted_proxies() {
+    for (trusted, believed) in [("", false), ("10.0.0.0/8", false), ("127.0.0.1", true)] {
+        let app = TestApp::spawn_with(crate::helpers::Options {
+            trusted_proxies: trusted,
+            ..crate::helpers::Options::receiver()
+        })
+        .await;
+        with_user(&app).await;
+        let mut statuses = Vec::new();
+        for n in 0..=logins::PER_CLIENT.free_failures {
+            let mut c = Console::forwarding_for(&app, &format!("198.51.100.{n}"));
+            statuses.push(c.login(EMAIL, "wrong password!").await.0);
+        }
+        let last = *statuses.last().unwrap();
+        if believed {
+            assert_eq!(
+                last,
+                StatusCode::UNAUTHORIZED,
+                "trusted {trusted:?}: each hop is its own client: {statuses:?}"
+            );
+        } else {
+            assert_eq!(
+                last,
+                StatusCode::TOO_MANY_REQUESTS,
+                "trusted {trusted:?}: the header is ignored, one client: {statuses:?}"
+            );
+        }
+        app.cleanup().await;
+    }
+}
+
+/// The address typed into a failed login is someone's personal data, often not the typist's:
+/// no log line at INFO or above carries it, only its digest.
+#[tokio::test]
+async fn a_failed_login_logs_a_digest_of_the_address_never_the_address_at_info() {
+    let (logs, _guard) = crate::logs::Logs::capture("shopbridge=info");
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    with_user(&app).await;
+    let mut c = Console::new(&app);
+    for _ in 0..=logins::PER_CLIENT.free_failures {
+        c.login(EMAIL, "wrong password!").await;
+    }
+    c.login("Someone.Else@Example.no", "wrong password!").await;
+    let lines = logs.lines();
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Console login"))
+        })
+        .collect();
+    assert!(
+        refused.len() >= 2,
+        "the failures are logged (refused, then the wait): {lines:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|l| l["fields"]["address"] == users::address_digest(EMAIL).as_str()),
+        "{refused:?}"
+    );
+    for line in lines
+        .iter()
+        .filter(|l| l["level"] != "DEBUG" && l["level"] != "TRACE")
+    {
+        let text = line.to_string().to_lowercase();
+        assert!(
+            !text.contains("kari@example.no") && !text.contains("someone.else@example.no"),
+            "an address in a log line: {line}"
+        );
+    }
     app.cleanup().await;
 }
 

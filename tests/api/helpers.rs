@@ -112,6 +112,8 @@ pub struct Options {
     pub worker: bool,
     pub max_attempts: u32,
     pub batch_timeout: Duration,
+    /// `SHOPBRIDGE_TRUSTED_PROXIES`.
+    pub trusted_proxies: &'static str,
 }
 
 impl Options {
@@ -141,6 +143,7 @@ impl Default for Options {
             worker: true,
             max_attempts: 5,
             batch_timeout: Duration::from_secs(60),
+            trusted_proxies: "",
         }
     }
 }
@@ -210,6 +213,7 @@ impl TestApp {
                 header_timeout: opts.header_timeout,
                 keep_alive_timeout: opts.keep_alive_timeout,
                 max_connections: opts.max_connections,
+                trusted_proxies: opts.trusted_proxies.parse().expect("trusted proxies"),
             },
             worker: WorkerSettings {
                 batch_size: 50,

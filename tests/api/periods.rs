@@ -230,7 +230,7 @@ async fn the_database_refuses_a_voucher_in_a_locked_month_even_from_a_stale_cont
         "{err}"
     );
     assert!(
-        shopbridge::worker::is_transient(&anyhow::Error::from(err)),
+        shopbridge::db::is_transient(&anyhow::Error::from(err)),
         "the worker retries it with a fresh context"
     );
     app.cleanup().await;

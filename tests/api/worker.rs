@@ -788,7 +788,7 @@ async fn lines_that_wait_while_the_chart_changes_under_them_fail_as_a_retryable_
         "{err}"
     );
     assert!(
-        shopbridge::worker::is_transient(&anyhow::Error::from(err)),
+        shopbridge::db::is_transient(&anyhow::Error::from(err)),
         "the worker retries it"
     );
     app.assert_ledger_invariants().await;

@@ -124,15 +124,14 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// 503 (with Retry-After) when `e` says PostgreSQL is unreachable, overloaded or shutting
-/// down, as the webhooks and the console answer; 500 otherwise. The admin API's one place that
-/// tells an outage from a failure.
+/// down, or the statement lost a conflict worth retrying, as the webhooks and the console
+/// answer; 500 otherwise. The admin API's one place that tells an outage from a failure, by
+/// the one classification in `db`.
 fn outage_or_internal(e: sqlx::Error) -> ApiError {
-    let e = anyhow::Error::new(e);
-    let outage = crate::worker::is_transient(&e);
-    match e.downcast::<sqlx::Error>() {
-        Ok(e) if outage => ApiError::Database(e),
-        Ok(e) => ApiError::Internal(e.into()),
-        Err(e) => ApiError::Internal(e),
+    use crate::db::Failure;
+    match Failure::of_sqlx(&e) {
+        Failure::Unavailable | Failure::Conflict => ApiError::Database(e),
+        Failure::Refused | Failure::Unknown => ApiError::Internal(e.into()),
     }
 }
 
