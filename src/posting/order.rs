@@ -13,8 +13,10 @@ use super::draft::{Conversion, finish};
 use super::error::PostingError;
 use super::event::{Order, OrderCancellation};
 use super::invoice::{invoice_lines, sale_date};
+use super::money::Money;
+use super::returns;
 use super::state::{OrderState, Outcome, PostedInvoice, Posting};
-use super::voucher::{Voucher, VoucherHead, VoucherKind, VoucherLine};
+use super::voucher::{LineRole, Voucher, VoucherHead, VoucherKind, VoucherLine};
 
 /// Posts an order snapshot.
 pub(crate) fn post_order(
@@ -39,6 +41,7 @@ pub(crate) fn post_order(
         state.skipped = Some(reason.clone());
         return Ok(Posting::nothing(state, Outcome::Skipped(reason)));
     }
+    returns::check_update(order, &state.returned)?;
     if order.cancelled {
         return cancel(state, ctx.event_date, &order.number);
     }
@@ -61,6 +64,9 @@ pub(crate) fn post_order(
         ctx.event_date
     };
     let invoice = build_invoice(order, ctx, &conv, revision, date)?;
+    if let Some(invoice) = &invoice {
+        check_ceiling(order, invoice, ctx)?;
+    }
     let mut vouchers = Vec::new();
     if let Some(old) = state.invoice.take() {
         if same_content(&old.lines, invoice.as_ref().map_or(&[], |i| i.lines())) {
@@ -98,6 +104,7 @@ pub(crate) fn post_order(
         vouchers,
         state,
         outcome,
+        flags: Vec::new(),
     })
 }
 
@@ -122,6 +129,28 @@ fn build_invoice(
         reverses: None,
     };
     finish(head, lines, conv, ctx).map(Some)
+}
+
+/// Refuses an invoice whose total, in the company's currency, is above the connection's
+/// `max_order_amount`: a total that large is far likelier a shop's bug or a forged order than
+/// a sale, and an operator should see it before it reaches the books.
+fn check_ceiling(order: &Order, invoice: &Voucher, ctx: &Context) -> Result<(), PostingError> {
+    let total: i128 = invoice
+        .lines()
+        .iter()
+        .filter(|l| l.role == LineRole::Receivable)
+        .map(|l| i128::from(l.amount.0))
+        .sum();
+    let ceiling = ctx.connection.max_order_amount;
+    if total.unsigned_abs() <= u128::from(ceiling.0.unsigned_abs()) {
+        return Ok(());
+    }
+    Err(PostingError::AboveCeiling {
+        order: order.number.clone(),
+        amount: Money(i64::try_from(total).unwrap_or(i64::MAX)),
+        ceiling,
+        currency: ctx.base_currency.clone(),
+    })
 }
 
 /// True when two invoices post the same: the same lines in the same order, texts aside (a
@@ -204,6 +233,7 @@ fn cancel(mut state: OrderState, date: NaiveDate, number: &str) -> Result<Postin
         vouchers: vec![credit],
         state,
         outcome: Outcome::Posted,
+        flags: Vec::new(),
     })
 }
 
