@@ -27,7 +27,8 @@ use crate::queue::publisher::{Publisher, PublisherConfig};
 pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = bind(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
-    let deps = worker_deps(state.db.clone(), &args);
+    let mut deps = worker_deps(state.db.clone(), &args);
+    deps.metrics = state.metrics.clone();
     let url = args.broker.amqp_url.expose().clone();
     let worker = tokio::spawn(crate::worker::run(
         deps,
@@ -72,6 +73,7 @@ pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
         names: Names::new(&args.broker.queue_prefix),
         settings: args.worker.clone(),
         settle_lock: Arc::default(),
+        metrics: crate::metrics::Metrics::new(),
     }
 }
 

@@ -169,8 +169,12 @@ pub enum ConnectionsCommand {
         /// The connection's id.
         id: Uuid,
         /// An event dated in a locked period: dead_letter or next_open_date.
+        #[arg(long, required_unless_present = "max_order_amount")]
+        locked_period_policy: Option<LockedPeriodPolicy>,
+        /// Orders whose total (in the company's currency) is above this are dead-lettered for
+        /// an operator. Default 1000000.00.
         #[arg(long)]
-        locked_period_policy: LockedPeriodPolicy,
+        max_order_amount: Option<String>,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,

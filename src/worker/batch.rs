@@ -111,9 +111,15 @@ async fn transaction(
     let mut touched: BTreeMap<OrderKey, ()> = BTreeMap::new();
     let mut posted: Vec<(Voucher, Uuid, Uuid, Uuid)> = Vec::new(); // voucher, company, connection, event row
     let mut parties = Parties::default();
+    let mut flags: Vec<Option<String>> = vec![None; batch.len()];
+    let mut flagged = 0_u64;
     for w in &work {
         let outcome = match post_one(deps, &mut tx, w, &mut states).await? {
-            Ok((outcome, vouchers, keys, company)) => {
+            Ok((outcome, vouchers, keys, company, raised)) => {
+                flagged += raised.len() as u64;
+                if !raised.is_empty() {
+                    flags[w.index] = Some(raised.join("; "));
+                }
                 touched.extend(keys.into_iter().map(|k| (k, ())));
                 posted.extend(
                     vouchers
@@ -144,12 +150,15 @@ async fn transaction(
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Duplicate))
         .collect();
-    finish_events(&mut tx, &rows, &outcomes).await?;
+    finish_events(&mut tx, &rows, &outcomes, &flags).await?;
     // Last: the voucher counters are locked from here to the commit, so this stretch decides
     // how many batches per second a series can take.
     vouchers::insert(&mut tx, &inserts).await?;
     let t_vouchers = t0.elapsed();
     tx.commit().await?;
+    if flagged > 0 {
+        deps.metrics.overpaid(flagged);
+    }
     tracing::debug!(
         size = batch.len(),
         arrive = ?t_arrive,
@@ -308,7 +317,8 @@ async fn lock_orders(
     Ok(rows.into_iter().map(|(c, o, s)| ((c, o), s)).collect())
 }
 
-type Posted = (Outcome, Vec<Voucher>, Vec<OrderKey>, Uuid);
+/// Outcome, vouchers, orders touched, company, and the flags raised (for the event row).
+type Posted = (Outcome, Vec<Voucher>, Vec<OrderKey>, Uuid, Vec<String>);
 
 /// Posts the canonical events of one delivery against staged copies of its orders' states;
 /// the copies replace the batch's states only if every event of the delivery posts.
@@ -327,6 +337,7 @@ async fn post_one(
     let mut staged: HashMap<OrderKey, OrderState> = HashMap::new();
     let mut vouchers = Vec::new();
     let mut summary = Outcome::Processed;
+    let mut raised = Vec::new();
     for event in &w.events {
         let rate = match exchange_rate(db, company, &base_ctx, event, date).await? {
             Ok(rate) => rate,
@@ -350,6 +361,7 @@ async fn post_one(
             Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
         };
         summary = combine(summary, &posting.outcome);
+        raised.extend(posting.flags.iter().map(ToString::to_string));
         vouchers.extend(posting.vouchers);
         if let Some(k) = key {
             staged.insert(k, posting.state);
@@ -357,7 +369,7 @@ async fn post_one(
     }
     let keys: Vec<OrderKey> = staged.keys().cloned().collect();
     states.extend(staged);
-    Ok(Ok((summary, vouchers, keys, company)))
+    Ok(Ok((summary, vouchers, keys, company, raised)))
 }
 
 /// The rate for an event in another currency than the company's: from the payload if the order
@@ -426,8 +438,10 @@ async fn finish_events(
     db: &mut PgConnection,
     rows: &[(usize, Uuid)],
     outcomes: &[Outcome],
+    flags: &[Option<String>],
 ) -> sqlx::Result<()> {
     let mut ids = Vec::with_capacity(rows.len());
+    let mut flagged = Vec::with_capacity(rows.len());
     let mut statuses = Vec::with_capacity(rows.len());
     let mut reasons = Vec::with_capacity(rows.len());
     for (i, id) in rows {
@@ -442,9 +456,10 @@ async fn finish_events(
         ids.push(*id);
         statuses.push(status);
         reasons.push(reason);
+        flagged.push(flags[*i].clone());
     }
     if ids.is_empty() {
         return Ok(());
     }
-    events::finish(db, &ids, &statuses, &reasons).await
+    events::finish(db, &ids, &statuses, &reasons, &flagged).await
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod browser;
 mod console;
 mod helpers;
+mod limits;
 mod periods;
 mod proxy;
 mod replay;
