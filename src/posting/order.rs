@@ -13,10 +13,9 @@ use super::draft::{Conversion, finish};
 use super::error::PostingError;
 use super::event::{Order, OrderCancellation};
 use super::invoice::{invoice_lines, sale_date};
-use super::money::Money;
 use super::returns;
 use super::state::{OrderState, Outcome, PostedInvoice, Posting};
-use super::voucher::{LineRole, Voucher, VoucherHead, VoucherKind, VoucherLine};
+use super::voucher::{Voucher, VoucherHead, VoucherKind, VoucherLine};
 
 /// Posts an order snapshot.
 pub(crate) fn post_order(
@@ -63,10 +62,8 @@ pub(crate) fn post_order(
     } else {
         ctx.event_date
     };
+    check_ceiling(order, &conv, ctx)?;
     let invoice = build_invoice(order, ctx, &conv, revision, date)?;
-    if let Some(invoice) = &invoice {
-        check_ceiling(order, invoice, ctx)?;
-    }
     let mut vouchers = Vec::new();
     if let Some(old) = state.invoice.take() {
         if same_content(&old.lines, invoice.as_ref().map_or(&[], |i| i.lines())) {
@@ -131,23 +128,20 @@ fn build_invoice(
     finish(head, lines, conv, ctx).map(Some)
 }
 
-/// Refuses an invoice whose total, in the company's currency, is above the connection's
+/// Refuses an order whose stated total, in the company's currency, is above the connection's
 /// `max_order_amount`: a total that large is far likelier a shop's bug or a forged order than
-/// a sale, and an operator should see it before it reaches the books.
-fn check_ceiling(order: &Order, invoice: &Voucher, ctx: &Context) -> Result<(), PostingError> {
-    let total: i128 = invoice
-        .lines()
-        .iter()
-        .filter(|l| l.role == LineRole::Receivable)
-        .map(|l| i128::from(l.amount.0))
-        .sum();
+/// a sale, and an operator should see it before it reaches the books. Judged before the
+/// invoice is built, so that an absurd total is named as such rather than as an overflow; a
+/// total that differs from its lines is refused when the invoice is built.
+fn check_ceiling(order: &Order, conv: &Conversion, ctx: &Context) -> Result<(), PostingError> {
+    let total = conv.to_base(order.total)?;
     let ceiling = ctx.connection.max_order_amount;
-    if total.unsigned_abs() <= u128::from(ceiling.0.unsigned_abs()) {
+    if total.0.unsigned_abs() <= ceiling.0.unsigned_abs() {
         return Ok(());
     }
     Err(PostingError::AboveCeiling {
         order: order.number.clone(),
-        amount: Money(i64::try_from(total).unwrap_or(i64::MAX)),
+        amount: total,
         ceiling,
         currency: ctx.base_currency.clone(),
     })

@@ -71,7 +71,10 @@ async fn refunds_of_three_units_for_5000_against_a_one_unit_order_are_dead_lette
     let conn = app
         .add_connection_from(Channel::Nettbutikk, jan_first())
         .await;
-    assert_eq!(send(&app, &conn, &vase_order("100.00")).await.0, "processed");
+    assert_eq!(
+        send(&app, &conn, &vase_order("100.00")).await.0,
+        "processed"
+    );
 
     for (event, id) in [("evt_refund_a", "rf_a"), ("evt_refund_b", "rf_b")] {
         let (status, reason) = send(&app, &conn, &refund(event, id, 3, "5000.00")).await;
@@ -110,7 +113,11 @@ async fn refunds_of_three_units_for_5000_against_a_one_unit_order_are_dead_lette
     .fetch_one(&app.db)
     .await
     .unwrap();
-    assert_eq!(revenue, Some(0), "no revenue or VAT reversed beyond the invoice");
+    assert_eq!(
+        revenue,
+        Some(0),
+        "no revenue or VAT reversed beyond the invoice"
+    );
     app.assert_ledger_invariants().await;
     app.cleanup().await;
 }
@@ -143,7 +150,13 @@ async fn an_order_above_max_order_amount_is_dead_lettered_and_the_ceiling_is_cha
         ..Default::default()
     };
     let refused = shopbridge::ops::books::update_connection(&app.db, conn.connection.id, &zero);
-    assert!(refused.await.unwrap_err().to_string().contains("max_order_amount"));
+    assert!(
+        refused
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("max_order_amount")
+    );
     // The worker's cached settings expire within seconds; until then the old ceiling holds.
     let mut n = 0;
     eventually("a 100.00 order is refused under a 50.00 ceiling", || {
@@ -168,7 +181,10 @@ async fn a_payment_of_999_999_against_a_100_order_is_posted_flagged_and_counted(
     let conn = app
         .add_connection_from(Channel::Nettbutikk, jan_first())
         .await;
-    assert_eq!(send(&app, &conn, &vase_order("100.00")).await.0, "processed");
+    assert_eq!(
+        send(&app, &conn, &vase_order("100.00")).await.0,
+        "processed"
+    );
     let before = app.state.metrics.overpaid_count();
     let (status, reason) = send(&app, &conn, &payment("evt_big_pay", "pay_big", "999999.00")).await;
     assert_eq!((status.as_str(), reason), ("processed", None));
@@ -184,7 +200,10 @@ async fn a_payment_of_999_999_against_a_100_order_is_posted_flagged_and_counted(
              to the customer's credit"
         )
     );
-    assert_eq!(voucher_keys(&app.db).await, vec!["invoice:1001:1", "payment:pay_big"]);
+    assert_eq!(
+        voucher_keys(&app.db).await,
+        vec!["invoice:1001:1", "payment:pay_big"]
+    );
     assert_eq!(app.state.metrics.overpaid_count(), before + 1);
     assert!(
         app.state
@@ -192,9 +211,10 @@ async fn a_payment_of_999_999_against_a_100_order_is_posted_flagged_and_counted(
             .render()
             .contains("shopbridge_overpaid_payments_total 1")
     );
-    let views = shopbridge::ops::views::events(&mut *app.db.acquire().await.unwrap(), "evt_big_pay")
-        .await
-        .unwrap();
+    let views =
+        shopbridge::ops::views::events(&mut *app.db.acquire().await.unwrap(), "evt_big_pay")
+            .await
+            .unwrap();
     let json = serde_json::to_value(&views).unwrap();
     assert_eq!(json[0]["flag"].as_str(), flag.as_deref());
     // A payment of what is owed is not flagged.
@@ -202,10 +222,17 @@ async fn a_payment_of_999_999_against_a_100_order_is_posted_flagged_and_counted(
     second["id"] = "evt_order_2".into();
     second["data"]["order"]["id"] = "2002".into();
     second["data"]["order"]["number"] = "2002".into();
-    assert_eq!(send(&app, &conn, second.to_string().as_bytes()).await.0, "processed");
-    let mut exact: Value = serde_json::from_slice(&payment("evt_exact", "pay_exact", "100.00")).unwrap();
+    assert_eq!(
+        send(&app, &conn, second.to_string().as_bytes()).await.0,
+        "processed"
+    );
+    let mut exact: Value =
+        serde_json::from_slice(&payment("evt_exact", "pay_exact", "100.00")).unwrap();
     exact["data"]["payment"]["order_id"] = "2002".into();
-    assert_eq!(send(&app, &conn, exact.to_string().as_bytes()).await.0, "processed");
+    assert_eq!(
+        send(&app, &conn, exact.to_string().as_bytes()).await.0,
+        "processed"
+    );
     let flag: Option<String> =
         sqlx::query_scalar("select flag from events where source_event_id = 'evt_exact'")
             .fetch_one(&app.db)
