@@ -132,24 +132,8 @@ pub enum PostingError {
     },
     /// Permanent: a refund credits more of an order line than is left of it (its units or gross
     /// amount exceed what was invoiced less what earlier refunds credited). Refused whole.
-    #[error(
-        "refund {refund} credits {asked} of {line} of order {order}, but only {left} is left to \
-         refund of the {invoiced} invoiced"
-    )]
-    RefundExceedsLine {
-        /// The refund.
-        refund: String,
-        /// The order number.
-        order: String,
-        /// The line: `line 1 "T-skjorte" (goods, VAT 25 %)`.
-        line: String,
-        /// What the refund credits of it: "3 units for 5000.00" (shipping: the amount).
-        asked: String,
-        /// What is left to refund of it.
-        left: String,
-        /// What the order invoices of it.
-        invoiced: String,
-    },
+    #[error(transparent)]
+    RefundExceedsLine(Box<RefundExcess>),
     /// Permanent: an order update invoices less of a line than refunds already credited of it.
     #[error(
         "order {order} version {version} invoices {invoiced} of {line}, less than refunds \
@@ -209,6 +193,28 @@ pub enum PostingError {
     /// Permanent (an engine bug): the engine made lines that do not balance.
     #[error(transparent)]
     Voucher(#[from] VoucherError),
+}
+
+/// What [`PostingError::RefundExceedsLine`] reports (boxed: it names much, and errors are
+/// passed by value everywhere).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refund {refund} credits {asked} of {line} of order {order}, but only {left} is left to \
+     refund of the {invoiced} invoiced"
+)]
+pub struct RefundExcess {
+    /// The refund.
+    pub refund: String,
+    /// The order number.
+    pub order: String,
+    /// The line: `line 1 "T-skjorte" (goods, VAT 25 %)`.
+    pub line: String,
+    /// What the refund credits of it: "3 units for 5000.00" (shipping: the amount).
+    pub asked: String,
+    /// What is left to refund of it.
+    pub left: String,
+    /// What the order invoices of it.
+    pub invoiced: String,
 }
 
 impl PostingError {

@@ -322,7 +322,7 @@ proptest! {
                     vouchers.extend(p.vouchers);
                 }
                 Err(e) => {
-                    prop_assert!(matches!(e, PostingError::RefundExceedsLine { .. }), "{e}");
+                    prop_assert!(matches!(e, PostingError::RefundExceedsLine(_)), "{e}");
                     prop_assert!(!fits, "a refund within the lines was refused: {e}");
                 }
             }

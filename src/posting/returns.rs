@@ -17,7 +17,7 @@
 //! refunds that add up to the whole line therefore credit exactly the invoice's net and VAT,
 //! with no øre of rounding left over or credited twice.
 
-use super::error::PostingError;
+use super::error::{PostingError, RefundExcess};
 use super::event::{LineKind, Order, OrderLine, Refund};
 use super::invoice::{describe, price};
 use super::money::Money;
@@ -165,14 +165,14 @@ fn refused(
         l.quantity.saturating_sub(before.quantity),
         Money(whole.gross.0.saturating_sub(before.gross.0)),
     );
-    PostingError::RefundExceedsLine {
+    PostingError::RefundExceedsLine(Box::new(RefundExcess {
         refund: r.id.clone(),
         order: order.number.clone(),
         line: describe(no, l),
         asked: units(shipping, quantity, amount),
         left,
         invoiced: units(shipping, l.quantity, whole.gross),
-    }
+    }))
 }
 
 /// What a refund of `amount` credits of a line whose invoice split is `whole`, after `before`:

@@ -66,7 +66,7 @@ fn refunds_of_more_units_and_money_than_invoiced_are_refused_naming_the_line() {
     let more_money = refund("r-3", &[("VASE", 1, "100.01")], None);
     assert!(matches!(
         post(&more_money, &ctx(), &state),
-        Err(PostingError::RefundExceedsLine { .. })
+        Err(PostingError::RefundExceedsLine(_))
     ));
 }
 
@@ -79,7 +79,7 @@ fn a_line_refunded_in_full_cannot_be_refunded_again_nor_its_shipping() {
     assert_eq!(state.refunds.len(), 1);
     let again = post(&refund("r-2", &[("VASE", 1, "1.00")], None), &ctx(), &state);
     assert!(
-        matches!(&again, Err(PostingError::RefundExceedsLine { left, .. }) if left == "0 units for 0.00"),
+        matches!(&again, Err(PostingError::RefundExceedsLine(e)) if e.left == "0 units for 0.00"),
         "{again:?}"
     );
     let err = post(&refund("r-3", &[], Some("0.01")), &ctx(), &state).unwrap_err();
@@ -153,7 +153,7 @@ fn a_refund_after_a_cancellation_still_counts_against_its_lines() {
         &ctx(),
         &state,
     );
-    assert!(matches!(again, Err(PostingError::RefundExceedsLine { .. })));
+    assert!(matches!(again, Err(PostingError::RefundExceedsLine(_))));
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn an_update_may_not_invoice_less_of_a_line_than_refunds_credited() {
         &ctx(),
         &p.state,
     );
-    assert!(matches!(two, Err(PostingError::RefundExceedsLine { .. })));
+    assert!(matches!(two, Err(PostingError::RefundExceedsLine(_))));
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn one_sku_on_two_lines_refunds_from_the_line_with_room() {
     let nth: Vec<_> = state.returned.iter().map(|r| (r.nth, r.gross)).collect();
     assert_eq!(nth, vec![(0, nok("100.00")), (1, nok("80.00"))]);
     let third = post(&refund("r-3", &[("VASE", 1, "1.00")], None), &ctx(), &state);
-    assert!(matches!(third, Err(PostingError::RefundExceedsLine { .. })));
+    assert!(matches!(third, Err(PostingError::RefundExceedsLine(_))));
 }
 
 #[test]

@@ -211,10 +211,9 @@ async fn a_payment_of_999_999_against_a_100_order_is_posted_flagged_and_counted(
             .render()
             .contains("shopbridge_overpaid_payments_total 1")
     );
-    let views =
-        shopbridge::ops::views::events(&mut *app.db.acquire().await.unwrap(), "evt_big_pay")
-            .await
-            .unwrap();
+    let views = shopbridge::ops::views::events(&mut app.db.acquire().await.unwrap(), "evt_big_pay")
+        .await
+        .unwrap();
     let json = serde_json::to_value(&views).unwrap();
     assert_eq!(json[0]["flag"].as_str(), flag.as_deref());
     // A payment of what is owed is not flagged.
