@@ -533,7 +533,9 @@ fn check(t: &Texts, form: &ConfigForm, choices: &Choices) -> FieldErrors {
     {
         errors.insert("prepaid_account", t.err_account);
     }
-    if crate::ops::books::parse_ceiling(&form.max_order_amount).is_err() {
+    // Left empty (a form from before the field existed), the ceiling stays as it is.
+    let ceiling = form.max_order_amount.trim();
+    if !ceiling.is_empty() && crate::ops::books::parse_ceiling(ceiling).is_err() {
         errors.insert("max_order_amount", t.err_amount);
     }
     for (field, value, rows) in [
@@ -582,7 +584,8 @@ async fn save_configuration(
             prepaid_account: Some(form.prepaid_account.trim().to_owned()),
             department: Some(form.department.trim().to_owned()),
             location: Some(form.location.trim().to_owned()),
-            max_order_amount: Some(form.max_order_amount.trim().to_owned()),
+            max_order_amount: Some(form.max_order_amount.trim().to_owned())
+                .filter(|s| !s.is_empty()),
         };
         match books::update_connection(&app.db, c.id, &input).await {
             Ok(()) => {
