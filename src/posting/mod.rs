@@ -143,12 +143,24 @@ fn review(event: &Event, ctx: &Context, prior: &OrderState, posting: &mut Postin
     let clamp =
         |x: i128| Money(i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX }));
     posting.state.receivable = Some(clamp(before + delta));
-    let Event::Payment(p) = event else {
-        return;
-    };
     if posting.outcome != Outcome::Posted {
         return;
     }
+    if let Event::Order(o) = event {
+        // Payments before the order were judged against the ceiling only; now what the order
+        // owes is known.
+        if prior.snapshot.is_none() && before < 0 && before + delta < 0 {
+            posting.flags.push(Flag::PrepaidAboveInvoice {
+                order: o.number.clone(),
+                paid: clamp(-before),
+                invoiced: clamp(delta),
+            });
+        }
+        return;
+    }
+    let Event::Payment(p) = event else {
+        return;
+    };
     match &prior.snapshot {
         Some(order) if order.currency.eq_ignore_ascii_case(&p.currency) => {
             let owed = clamp(before.max(0));

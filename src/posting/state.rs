@@ -145,6 +145,16 @@ pub enum Flag {
         /// What the order had outstanding before it.
         owed: Money,
     },
+    /// Payments that arrived before their order took more than its first invoice came to: the
+    /// same overpayment, seen when the order arrives.
+    PrepaidAboveInvoice {
+        /// The order number.
+        order: String,
+        /// What the payments before it took.
+        paid: Money,
+        /// What its invoice came to.
+        invoiced: Money,
+    },
     /// A payment arrived before its order and took more than any order of the connection may
     /// come to (`max_order_amount`, in the company's currency): no order can be owed that much.
     PrepaidAboveCeiling {
@@ -170,6 +180,18 @@ impl std::fmt::Display for Flag {
                     f,
                     "overpaid: payment {payment} took {amount} where {owed} was owed; \
                      {credit} stands to the customer's credit"
+                )
+            }
+            Flag::PrepaidAboveInvoice {
+                order,
+                paid,
+                invoiced,
+            } => {
+                let credit = Money(paid.0.saturating_sub(invoiced.0));
+                write!(
+                    f,
+                    "overpaid: payments of {paid} before order {order} exceed its invoice of \
+                     {invoiced}; {credit} stands to the customer's credit"
                 )
             }
             Flag::PrepaidAboveCeiling {

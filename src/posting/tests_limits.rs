@@ -300,7 +300,7 @@ fn a_payment_above_what_is_owed_is_posted_and_flagged() {
 }
 
 #[test]
-fn a_payment_before_its_order_is_flagged_only_above_max_order_amount() {
+fn a_payment_before_its_order_is_flagged_above_the_ceiling_or_once_its_order_owes_less() {
     let normal = post(
         &payment("pay-1", "726.00"),
         &ctx(),
@@ -322,4 +322,36 @@ fn a_payment_before_its_order_is_flagged_only_above_max_order_amount() {
     // Paid first, then invoiced: a payment of the total is not an overpayment afterwards.
     let (_, state) = run(&[payment("pay-1", "726.00"), Event::Order(order_1001())]);
     assert_eq!(state.receivable, Some(Money::ZERO));
+    // One of more is flagged when the order shows what was owed, as it would have been in order.
+    let paid = post(
+        &payment("pay-1", "800.00"),
+        &ctx(),
+        &OrderState::new("1001"),
+    )
+    .unwrap();
+    let order = post(&Event::Order(order_1001()), &ctx(), &paid.state).unwrap();
+    assert_eq!(
+        order
+            .flags
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "overpaid: payments of 800.00 before order 1001 exceed its invoice of 726.00; 74.00 \
+             stands to the customer's credit"
+        ]
+    );
+    let update = post(&Event::Order(order_1001_v2()), &ctx(), &order.state).unwrap();
+    assert!(
+        update.flags.is_empty(),
+        "judged once, when the order first comes"
+    );
+}
+
+fn order_1001_v2() -> Order {
+    let mut o = order_1001();
+    o.version = 2;
+    o.lines[0].quantity = 3;
+    o.total = nok("975.00");
+    o
 }
