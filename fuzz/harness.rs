@@ -169,6 +169,7 @@ fn context() -> Context {
             location: None,
             process_orders_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date"),
             locked_period_policy: Default::default(),
+            max_order_amount: shopbridge::posting::DEFAULT_MAX_ORDER_AMOUNT,
         },
         accounts: default_accounts().iter().map(|a| a.number).collect(),
         vat: VatTable::norwegian(),

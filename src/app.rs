@@ -29,7 +29,8 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let metrics_listener = bind_metrics(&args).await?;
     let state = build_state(&args, stop.clone()).await?;
     let metrics = serve_metrics(metrics_listener, &state, &args, stop.clone());
-    let deps = worker_deps(state.db.clone(), &args);
+    let mut deps = worker_deps(state.db.clone(), &args);
+    deps.metrics = state.metrics.clone();
     let url = args.broker.amqp_url.expose().clone();
     let worker = tokio::spawn(crate::worker::run(
         deps,
@@ -76,6 +77,7 @@ pub fn worker_deps(db: sqlx::PgPool, args: &RunArgs) -> crate::worker::Deps {
         names: Names::new(&args.broker.queue_prefix),
         settings: args.worker.clone(),
         settle_lock: Arc::default(),
+        metrics: crate::metrics::Metrics::new(),
     }
 }
 

@@ -164,13 +164,19 @@ pub enum ConnectionsCommand {
         #[command(flatten)]
         op: OperatorArgs,
     },
-    /// Change a connection's settings.
+    /// Change a connection's settings (one or more of them).
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)
+        .args(["locked_period_policy", "max_order_amount"])))]
     Set {
         /// The connection's id.
         id: Uuid,
         /// An event dated in a locked period: dead_letter or next_open_date.
         #[arg(long)]
-        locked_period_policy: LockedPeriodPolicy,
+        locked_period_policy: Option<LockedPeriodPolicy>,
+        /// Orders whose total (in the company's currency) is above this are dead-lettered for
+        /// an operator. Default 1000000.00.
+        #[arg(long)]
+        max_order_amount: Option<String>,
         /// Common settings.
         #[command(flatten)]
         op: OperatorArgs,

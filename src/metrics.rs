@@ -62,6 +62,7 @@ struct Inner {
     events: Family<StatusLabels, Gauge>,
     queue_messages: Family<QueueLabels, Gauge>,
     replayed: Family<ReplayLabels, Counter>,
+    overpaid: Counter,
 }
 
 /// The process's metrics; cheap to clone.
@@ -120,6 +121,12 @@ impl Metrics {
             "Events replayed through this process's admin API, by source and result",
             replayed.clone(),
         );
+        let overpaid = Counter::default();
+        registry.register(
+            "overpaid_payments",
+            "Payments posted that took more than their order owed (a customer credit), counted by this process's worker",
+            overpaid.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -128,6 +135,7 @@ impl Metrics {
                 events,
                 queue_messages,
                 replayed,
+                overpaid,
             }),
         }
     }
@@ -197,6 +205,17 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts `n` payments flagged as overpaid.
+    pub fn overpaid(&self, n: u64) {
+        self.inner.overpaid.inc_by(n);
+    }
+
+    /// How many payments this process flagged as overpaid (for tests and the CLI).
+    #[must_use]
+    pub fn overpaid_count(&self) -> u64 {
+        self.inner.overpaid.get()
     }
 
     /// Every metric in the Prometheus text format.

@@ -124,6 +124,7 @@ async fn run(args: &WorkerBenchArgs, scratch: &Scratch) -> anyhow::Result<DrainR
         names: scratch.names.clone(),
         settings: args.worker.clone(),
         settle_lock: std::sync::Arc::default(),
+        metrics: crate::metrics::Metrics::new(),
     };
     let started = Instant::now();
     let worker = tokio::spawn(crate::worker::run(

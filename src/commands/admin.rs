@@ -84,6 +84,9 @@ pub async fn show_event(key: &str, op: &OperatorArgs) -> anyhow::Result<()> {
         if let Some(reason) = &e.reason {
             println!("  Reason:         {reason}");
         }
+        if let Some(flag) = &e.flag {
+            println!("  Flag:           {flag}");
+        }
         println!("  Received:       {}", e.received_at.to_rfc3339());
         if e.vouchers.is_empty() {
             println!("  Vouchers:       none");

@@ -55,14 +55,24 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
         ConnectionsCommand::Set {
             id,
             locked_period_policy,
+            max_order_amount,
             op,
         } => {
             let (pool, _) = open(&op).await?;
+            if max_order_amount.is_some() {
+                let settings = crate::ops::books::SettingsIn {
+                    max_order_amount,
+                    ..Default::default()
+                };
+                crate::ops::books::update_connection(&pool, id, &settings).await?;
+            }
             let mut db = pool.acquire().await?;
-            anyhow::ensure!(
-                periods::set_policy(&mut db, id, locked_period_policy).await?,
-                "no connection with id {id}"
-            );
+            if let Some(policy) = locked_period_policy {
+                anyhow::ensure!(
+                    periods::set_policy(&mut db, id, policy).await?,
+                    "no connection with id {id}"
+                );
+            }
             let c = q::get(&mut db, id)
                 .await?
                 .with_context(|| format!("no connection with id {id}"))?;
@@ -173,6 +183,7 @@ fn describe(c: &ConnectionRow, public_url: &str) -> serde_json::Value {
         "process_orders_from": c.process_orders_from, "prepaid_account": c.prepaid_account,
         "department": c.department, "location": c.location, "client_id": c.client_id,
         "locked_period_policy": c.locked_period_policy,
+        "max_order_amount": crate::posting::Money(c.max_order_amount).to_string(),
         "webhook_url": webhook_url(public_url, c.id), "created_at": c.created_at,
     })
 }
@@ -196,6 +207,10 @@ fn print_one(c: &ConnectionRow, op: &OperatorArgs) {
         c.location.as_deref().unwrap_or("-")
     );
     println!("  Locked periods:       {}", c.locked_period_policy);
+    println!(
+        "  Max order amount:     {}",
+        crate::posting::Money(c.max_order_amount)
+    );
     println!("  Client ID:            {}", c.client_id);
     println!(
         "  Webhook URL:          {}",

@@ -39,6 +39,9 @@ pub async fn events(cmd: EventsCommand) -> anyhow::Result<()> {
         if let Some(reason) = &e.reason {
             println!("{:>21}  {reason}", "");
         }
+        if let Some(flag) = &e.flag {
+            println!("{:>21}  flag: {flag}", "");
+        }
     }
     Ok(())
 }

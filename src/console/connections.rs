@@ -348,6 +348,8 @@ pub struct ConfigForm {
     location: String,
     #[serde(default)]
     department: String,
+    #[serde(default)]
+    max_order_amount: String,
 }
 
 impl ConfigForm {
@@ -358,6 +360,7 @@ impl ConfigForm {
             prepaid_account: c.prepaid_account.clone(),
             location: c.location.clone().unwrap_or_default(),
             department: c.department.clone().unwrap_or_default(),
+            max_order_amount: crate::posting::Money(c.max_order_amount).to_string(),
         }
     }
 }
@@ -434,6 +437,8 @@ fn configuration_page(
                     &form.prepaid_account, None, t.choose_option,
                     &choices.accounts.iter().map(|a| (a.number.to_string(), format!("{} {}", a.number, a.name))).collect::<Vec<_>>(),
                     err("prepaid_account")))
+                (text_field("max_order_amount", t.max_order_amount, &form.max_order_amount,
+                    Some(t.max_order_amount_hint), err("max_order_amount"), false))
             }
             fieldset {
                 legend { (t.additional_settings) " " (t.optional) }
@@ -528,6 +533,11 @@ fn check(t: &Texts, form: &ConfigForm, choices: &Choices) -> FieldErrors {
     {
         errors.insert("prepaid_account", t.err_account);
     }
+    // Left empty (a form from before the field existed), the ceiling stays as it is.
+    let ceiling = form.max_order_amount.trim();
+    if !ceiling.is_empty() && crate::ops::books::parse_ceiling(ceiling).is_err() {
+        errors.insert("max_order_amount", t.err_amount);
+    }
     for (field, value, rows) in [
         ("location", &form.location, &choices.locations),
         ("department", &form.department, &choices.departments),
@@ -549,6 +559,7 @@ fn field_of(field: &str) -> Option<&'static str> {
         "prepaid_account",
         "location",
         "department",
+        "max_order_amount",
     ]
     .into_iter()
     .find(|f| *f == field)
@@ -573,6 +584,8 @@ async fn save_configuration(
             prepaid_account: Some(form.prepaid_account.trim().to_owned()),
             department: Some(form.department.trim().to_owned()),
             location: Some(form.location.trim().to_owned()),
+            max_order_amount: Some(form.max_order_amount.trim().to_owned())
+                .filter(|s| !s.is_empty()),
         };
         match books::update_connection(&app.db, c.id, &input).await {
             Ok(()) => {

@@ -295,6 +295,7 @@ async fn show(
             dt { (t.col_topic) } dd { code { (event.topic) } }
             dt { (t.col_status) } dd { (badge(&event.status, t.event_status(&event.status))) }
             @if let Some(r) = &event.reason { dt { (t.col_reason) } dd { (r) } }
+            @if let Some(f) = &event.flag { dt { (t.col_flag) } dd.flag { (f) } }
             dt { (t.col_received) } dd { (t.time(event.received_at)) }
             @if let Some(o) = event.occurred_at { dt { (t.occurred) } dd { (t.time(o)) } }
             @if let Some(p) = event.processed_at { dt { (t.last_handled) } dd { (t.time(p)) } }

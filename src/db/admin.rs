@@ -145,7 +145,7 @@ pub async fn list_events(
     offset: i64,
 ) -> sqlx::Result<Vec<crate::db::events::EventRow>> {
     sqlx::query_as(&format!(
-        "select id, connection_id, source_event_id, channel, topic, status, reason, deliveries, \
+        "select id, connection_id, source_event_id, channel, topic, status, reason, flag, deliveries, \
                 received_at, processed_at from events where {FILTER} \
          order by received_at desc, id desc limit $7 offset $8"
     ))
@@ -178,6 +178,8 @@ pub struct EventDetail {
     pub status: String,
     /// Reason.
     pub reason: Option<String>,
+    /// What an operator should look at although it was processed.
+    pub flag: Option<String>,
     /// Deliveries.
     pub deliveries: i32,
     /// When received.
@@ -199,8 +201,8 @@ pub struct EventDetail {
 pub async fn get_events(db: &mut PgConnection, key: &str) -> sqlx::Result<Vec<EventDetail>> {
     let id: Option<Uuid> = key.parse().ok();
     sqlx::query_as(
-        "select id, connection_id, source_event_id, channel, topic, status, reason, deliveries, received_at, \
-                occurred_at, processed_at, request_id, body from events \
+        "select id, connection_id, source_event_id, channel, topic, status, reason, flag, deliveries, \
+                received_at, occurred_at, processed_at, request_id, body from events \
          where ($1::uuid is not null and id = $1) or source_event_id = $2 order by received_at",
     )
     .bind(id)

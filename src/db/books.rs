@@ -318,6 +318,8 @@ pub struct SettingsUpdate {
     pub department: Option<Option<String>>,
     /// Location; `Some(None)` clears it.
     pub location: Option<Option<String>>,
+    /// Ceiling on order totals, in øre.
+    pub max_order_amount: Option<i64>,
 }
 
 /// Applies `u` to a connection; false when there is none with this id. A draft (a connection
@@ -336,7 +338,8 @@ pub async fn update_settings(
              process_orders_from = coalesce($3, process_orders_from), \
              prepaid_account = coalesce($4, prepaid_account), \
              department = case when $5 then $6 else department end, \
-             location = case when $7 then $8 else location end, updated_at = now(), \
+             location = case when $7 then $8 else location end, \
+             max_order_amount = coalesce($9, max_order_amount), updated_at = now(), \
              status = case when status = 'draft' and $3 is not null and $4 is not null \
                            then 'active' else status end where id = $1",
     )
@@ -348,6 +351,7 @@ pub async fn update_settings(
     .bind(u.department.clone().flatten())
     .bind(u.location.is_some())
     .bind(u.location.clone().flatten())
+    .bind(u.max_order_amount)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -29,6 +29,11 @@ pub struct ConnectionRow {
     pub client_id: String,
     /// An event dated in a locked period: `dead_letter` or `next_open_date`.
     pub locked_period_policy: String,
+    /// Orders whose total (in the company's currency) is above this are dead-lettered; øre in
+    /// the database, a decimal string ("1000000.00") in JSON.
+    #[serde(serialize_with = "as_decimal")]
+    #[schema(value_type = String, example = "1000000.00")]
+    pub max_order_amount: i64,
     /// When the connection was added.
     pub created_at: DateTime<Utc>,
     /// When a setting last changed.
@@ -79,7 +84,13 @@ pub struct NewConnection {
 }
 
 const CONNECTION_COLUMNS: &str = "id, company_id, name, channel, status, process_orders_from, \
-     prepaid_account, location, department, client_id, locked_period_policy, created_at, updated_at";
+     prepaid_account, location, department, client_id, locked_period_policy, max_order_amount, created_at, \
+     updated_at";
+
+/// Øre as the decimal string operators type.
+fn as_decimal<S: serde::Serializer>(ore: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::posting::Money(*ore))
+}
 
 /// The id of the default company.
 ///

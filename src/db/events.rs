@@ -185,7 +185,8 @@ pub async fn claim_contents(
         .collect())
 }
 
-/// Sets the final status of events (one row each), with their reasons; rows that already have
+/// Sets the final status of events (one row each), with their reasons and flags (what an
+/// operator should look at in a processed event); rows that already have
 /// them (see [`arrive_all`]) are left as they are.
 ///
 /// # Errors
@@ -195,15 +196,17 @@ pub async fn finish(
     ids: &[Uuid],
     statuses: &[&str],
     reasons: &[Option<String>],
+    flags: &[Option<String>],
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update events e set status = u.status, reason = u.reason, processed_at = now() \
-         from unnest($1::uuid[], $2::text[], $3::text[]) as u(id, status, reason) \
-         where e.id = u.id and (e.status, e.reason) is distinct from (u.status, u.reason)",
+        "update events e set status = u.status, reason = u.reason, flag = u.flag, processed_at = now() \
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) as u(id, status, reason, flag) \
+         where e.id = u.id and (e.status, e.reason, e.flag) is distinct from (u.status, u.reason, u.flag)",
     )
     .bind(ids)
     .bind(statuses)
     .bind(reasons)
+    .bind(flags)
     .execute(db)
     .await?;
     Ok(())
@@ -285,6 +288,9 @@ pub struct EventRow {
     pub status: String,
     /// Why it was skipped, ignored, a duplicate or failed.
     pub reason: Option<String>,
+    /// What an operator should look at although it was processed (a payment above what its
+    /// order owed).
+    pub flag: Option<String>,
     /// Deliveries so far.
     pub deliveries: i32,
     /// When it was received.
@@ -303,8 +309,8 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(
-        "select id, connection_id, source_event_id, channel, topic, status, reason, deliveries, received_at, \
-                processed_at \
+        "select id, connection_id, source_event_id, channel, topic, status, reason, flag, deliveries, \
+                received_at, processed_at \
          from events where ($1::text is null or status = $1) order by received_at desc, id desc limit $2",
     )
     .bind(status)

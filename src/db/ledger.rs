@@ -8,8 +8,8 @@ use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::posting::{
-    AccountNo, AccountType, ConnectionSettings, Context, Criteria, Placement, Rate, Rule, RuleKind,
-    SystemAccounts, VatCode, VatCodeEntry, VatTable, default_accounts, default_rules,
+    AccountNo, AccountType, ConnectionSettings, Context, Criteria, Money, Placement, Rate, Rule,
+    RuleKind, SystemAccounts, VatCode, VatCodeEntry, VatTable, default_accounts, default_rules,
 };
 
 /// Why the books of a connection could not be loaded.
@@ -111,6 +111,7 @@ struct ConnectionBooks {
     location: Option<String>,
     process_orders_from: NaiveDate,
     locked_period_policy: String,
+    max_order_amount: i64,
 }
 
 #[derive(FromRow)]
@@ -150,7 +151,7 @@ pub async fn load_context(
 ) -> Result<(Uuid, Context), LedgerError> {
     let books: ConnectionBooks = sqlx::query_as(
         "select c.company_id, co.base_currency, c.prepaid_account, c.department, c.location, c.process_orders_from, \
-                c.locked_period_policy \
+                c.locked_period_policy, c.max_order_amount \
          from connections c join companies co on co.id = c.company_id where c.id = $1",
     )
     .bind(connection_id)
@@ -199,6 +200,7 @@ pub async fn load_context(
             location: books.location,
             process_orders_from: books.process_orders_from,
             locked_period_policy,
+            max_order_amount: Money(books.max_order_amount),
         },
         accounts: accounts
             .into_iter()

@@ -431,6 +431,21 @@ pub struct SettingsIn {
     pub department: Option<String>,
     /// Location to post with; empty clears it.
     pub location: Option<String>,
+    /// Orders whose total is above this amount (in the company's currency, "1000000.00") are
+    /// dead-lettered for an operator; must be positive.
+    pub max_order_amount: Option<String>,
+}
+
+/// A `max_order_amount` as typed: a positive amount with at most two decimals, in øre.
+///
+/// # Errors
+/// [`BooksError::Invalid`] naming `max_order_amount`.
+pub fn parse_ceiling(amount: &str) -> Result<i64, BooksError> {
+    match crate::posting::Money::parse(amount.trim()) {
+        Ok(m) if m.0 > 0 => Ok(m.0),
+        Ok(_) => Err(invalid("max_order_amount", "must be more than 0")),
+        Err(e) => Err(invalid("max_order_amount", e.to_string())),
+    }
 }
 
 /// Checks settings as a new connection of the default company would carry them.
@@ -498,6 +513,9 @@ async fn settings_update(
             ));
         }
         u.prepaid_account = Some(number.to_string());
+    }
+    if let Some(amount) = &s.max_order_amount {
+        u.max_order_amount = Some(parse_ceiling(amount)?);
     }
     for (field, dim, value, slot) in [
         (

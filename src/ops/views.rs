@@ -120,6 +120,9 @@ pub struct EventView {
     pub status: String,
     /// Why it was skipped, ignored, a duplicate or failed.
     pub reason: Option<String>,
+    /// What an operator should look at although it was processed (a payment above what its
+    /// order owed).
+    pub flag: Option<String>,
     /// Deliveries (more than one: duplicates or replays).
     pub deliveries: i32,
     /// When received.
@@ -161,6 +164,7 @@ pub async fn events(db: &mut PgConnection, key: &str) -> sqlx::Result<Vec<EventV
             topic: e.topic,
             status: e.status,
             reason: e.reason,
+            flag: e.flag,
             deliveries: e.deliveries,
             received_at: e.received_at,
             occurred_at: e.occurred_at,

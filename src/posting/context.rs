@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::chart::{AccountNo, SystemAccounts};
 use super::error::PostingError;
 use super::event::ExchangeRate;
+use super::money::Money;
 use super::periods::LockedPeriodPolicy;
 use super::rules::Rule;
 use super::vat::VatTable;
@@ -31,6 +32,19 @@ pub struct ConnectionSettings {
     /// What to do with a voucher dated in a locked period.
     #[serde(default)]
     pub locked_period_policy: LockedPeriodPolicy,
+    /// The largest order total (in the company's currency) posted without an operator: an
+    /// order above it is refused for an operator to look at.
+    #[serde(default = "default_max_order_amount")]
+    pub max_order_amount: Money,
+}
+
+/// The default `max_order_amount`: 1 000 000.00 in the company's currency. Far above what a
+/// webshop sells in one order, so a real order never meets it, and far below the totals a
+/// broken or hostile payload sends.
+pub const DEFAULT_MAX_ORDER_AMOUNT: Money = Money(100_000_000);
+
+fn default_max_order_amount() -> Money {
+    DEFAULT_MAX_ORDER_AMOUNT
 }
 
 /// Everything [`super::post`] reads besides the event and the order's prior state.

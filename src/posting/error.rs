@@ -130,6 +130,43 @@ pub enum PostingError {
         /// Lines plus shipping.
         lines: Money,
     },
+    /// Permanent: a refund credits more of an order line than is left of it (its units or gross
+    /// amount exceed what was invoiced less what earlier refunds credited). Refused whole.
+    #[error(transparent)]
+    RefundExceedsLine(Box<RefundExcess>),
+    /// Permanent: an order update invoices less of a line than refunds already credited of it.
+    #[error(
+        "order {order} version {version} invoices {invoiced} of {line}, less than refunds \
+         already credited of it ({returned})"
+    )]
+    UpdateBelowReturns {
+        /// The order number.
+        order: String,
+        /// The update's version.
+        version: i64,
+        /// The line, or the SKU when the update drops it.
+        line: String,
+        /// What the update invoices of it.
+        invoiced: String,
+        /// What refunds credited of it.
+        returned: String,
+    },
+    /// Permanent until an operator looks at it: the order's total is above the connection's
+    /// `max_order_amount` (both in the company's currency).
+    #[error(
+        "order {order} comes to {amount} {currency}, above the connection's max_order_amount of \
+         {ceiling} {currency}; if it is real, raise the ceiling and replay the event"
+    )]
+    AboveCeiling {
+        /// The order number.
+        order: String,
+        /// Its total, converted to the company's currency.
+        amount: Money,
+        /// The connection's ceiling.
+        ceiling: Money,
+        /// The company's currency.
+        currency: String,
+    },
     /// Permanent (a worker bug): the state passed in belongs to another order.
     #[error("state of order {state} passed for an event of order {event}")]
     WrongState {
@@ -156,6 +193,28 @@ pub enum PostingError {
     /// Permanent (an engine bug): the engine made lines that do not balance.
     #[error(transparent)]
     Voucher(#[from] VoucherError),
+}
+
+/// What [`PostingError::RefundExceedsLine`] reports (boxed: it names much, and errors are
+/// passed by value everywhere).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refund {refund} credits {asked} of {line} of order {order}, but only {left} is left to \
+     refund of the {invoiced} invoiced"
+)]
+pub struct RefundExcess {
+    /// The refund.
+    pub refund: String,
+    /// The order number.
+    pub order: String,
+    /// The line: `line 1 "T-skjorte" (goods, VAT 25 %)`.
+    pub line: String,
+    /// What the refund credits of it: "3 units for 5000.00" (shipping: the amount).
+    pub asked: String,
+    /// What is left to refund of it.
+    pub left: String,
+    /// What the order invoices of it.
+    pub invoiced: String,
 }
 
 impl PostingError {

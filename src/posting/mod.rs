@@ -30,6 +30,7 @@ mod order;
 mod payment;
 pub mod periods;
 mod refund;
+mod returns;
 pub mod rules;
 pub mod state;
 pub mod vat;
@@ -42,13 +43,15 @@ mod proptests_arrival;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_periods;
 #[cfg(test)]
 mod tests_rules;
 
 pub use calendar::oslo_date;
 pub use chart::{Account, AccountNo, AccountType, SystemAccounts, default_accounts};
-pub use context::{ConnectionSettings, Context};
+pub use context::{ConnectionSettings, Context, DEFAULT_MAX_ORDER_AMOUNT};
 pub use early::{SetAside, set_aside_reason};
 pub use error::PostingError;
 pub use event::Event;
@@ -57,7 +60,7 @@ pub use invoice::MAX_ROUNDING;
 pub use money::{Money, Rate};
 pub use periods::LockedPeriodPolicy;
 pub use rules::{Criteria, Placement, Rule, RuleKind, default_rules};
-pub use state::{OrderState, Outcome, PostedEarly, PostedInvoice, Posting};
+pub use state::{Flag, OrderState, Outcome, PostedEarly, PostedInvoice, Posting, Returned};
 pub use vat::{VatCode, VatCodeEntry, VatTable};
 pub use voucher::{LineRole, Voucher, VoucherError, VoucherHead, VoucherKind, VoucherLine};
 
@@ -96,13 +99,104 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
     let posting = early::settle(posting, prior, ctx)?;
     // Vouchers are built with their own dates, then refused or moved out of locked periods, so
     // no builder needs to know about locks.
-    let posting = periods::apply(
+    let mut posting = periods::apply(
         posting,
         &ctx.locked_periods,
         ctx.connection.locked_period_policy,
     )?;
+    if event.order_id().is_some() {
+        review(event, ctx, prior, &mut posting);
+    }
     // Last, so that what is remembered is what is posted, dates included.
     Ok(early::remember(posting, prior))
+}
+/// Keeps the customer's balance on the order in its state, and flags a payment that took more
+/// than the order had outstanding (or, before its order, more than any order may come to).
+fn review(event: &Event, ctx: &Context, prior: &OrderState, posting: &mut Posting) {
+    if posting.vouchers.is_empty() {
+        return;
+    }
+    let receivable = |lines: &[VoucherLine], base: bool| -> i128 {
+        lines
+            .iter()
+            .filter(|l| l.role == LineRole::Receivable)
+            .map(|l| {
+                i128::from(if base {
+                    l.amount.0
+                } else {
+                    l.currency_amount.0
+                })
+            })
+            .sum()
+    };
+    // A state stored before the balance was kept starts from its standing invoice: payments
+    // posted before then are not known to it (docs/events.md says so).
+    let before = prior.receivable.map_or_else(
+        || {
+            prior
+                .invoice
+                .as_ref()
+                .map_or(0, |i| receivable(&i.lines, false))
+        },
+        |m| i128::from(m.0),
+    );
+    let delta: i128 = posting
+        .vouchers
+        .iter()
+        .map(|v| receivable(v.lines(), false))
+        .sum();
+    // Informational only (no voucher reads it), so an absurd balance saturates.
+    let clamp =
+        |x: i128| Money(i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX }));
+    posting.state.receivable = Some(clamp(before + delta));
+    if posting.outcome != Outcome::Posted {
+        return;
+    }
+    if let Event::Order(o) = event {
+        // Payments before the order were judged against the ceiling only; now what the order
+        // owes is known.
+        if prior.snapshot.is_none() && before < 0 && before + delta < 0 {
+            posting.flags.push(Flag::PrepaidAboveInvoice {
+                order: o.number.clone(),
+                paid: clamp(-before),
+                invoiced: clamp(delta),
+            });
+        }
+        return;
+    }
+    let Event::Payment(p) = event else {
+        return;
+    };
+    match &prior.snapshot {
+        Some(order) if order.currency.eq_ignore_ascii_case(&p.currency) => {
+            let owed = clamp(before.max(0));
+            if p.amount > owed {
+                posting.flags.push(Flag::Overpaid {
+                    payment: p.id.clone(),
+                    amount: p.amount,
+                    owed,
+                });
+            }
+        }
+        Some(_) => {} // paid in another currency than invoiced: no like-for-like comparison
+        None => {
+            let paid = clamp(
+                -posting
+                    .vouchers
+                    .iter()
+                    .map(|v| receivable(v.lines(), true))
+                    .sum::<i128>(),
+            );
+            let ceiling = ctx.connection.max_order_amount;
+            if paid > ceiling {
+                posting.flags.push(Flag::PrepaidAboveCeiling {
+                    payment: p.id.clone(),
+                    amount: paid,
+                    ceiling,
+                });
+            }
+        }
+    }
 }
 
 /// The accounts every order event may post to must be in the chart.

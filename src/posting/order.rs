@@ -13,6 +13,7 @@ use super::draft::{Conversion, finish};
 use super::error::PostingError;
 use super::event::{Order, OrderCancellation};
 use super::invoice::{invoice_lines, sale_date};
+use super::returns;
 use super::state::{OrderState, Outcome, PostedInvoice, Posting};
 use super::voucher::{Voucher, VoucherHead, VoucherKind, VoucherLine};
 
@@ -39,6 +40,7 @@ pub(crate) fn post_order(
         state.skipped = Some(reason.clone());
         return Ok(Posting::nothing(state, Outcome::Skipped(reason)));
     }
+    returns::check_update(order, &state.returned)?;
     if order.cancelled {
         return cancel(state, ctx.event_date, &order.number);
     }
@@ -60,6 +62,7 @@ pub(crate) fn post_order(
     } else {
         ctx.event_date
     };
+    check_ceiling(order, &conv, ctx)?;
     let invoice = build_invoice(order, ctx, &conv, revision, date)?;
     let mut vouchers = Vec::new();
     if let Some(old) = state.invoice.take() {
@@ -98,6 +101,7 @@ pub(crate) fn post_order(
         vouchers,
         state,
         outcome,
+        flags: Vec::new(),
     })
 }
 
@@ -122,6 +126,25 @@ fn build_invoice(
         reverses: None,
     };
     finish(head, lines, conv, ctx).map(Some)
+}
+
+/// Refuses an order whose stated total, in the company's currency, is above the connection's
+/// `max_order_amount`: a total that large is far likelier a shop's bug or a forged order than
+/// a sale, and an operator should see it before it reaches the books. Judged before the
+/// invoice is built, so that an absurd total is named as such rather than as an overflow; a
+/// total that differs from its lines is refused when the invoice is built.
+fn check_ceiling(order: &Order, conv: &Conversion, ctx: &Context) -> Result<(), PostingError> {
+    let total = conv.to_base(order.total)?;
+    let ceiling = ctx.connection.max_order_amount;
+    if total.0.unsigned_abs() <= ceiling.0.unsigned_abs() {
+        return Ok(());
+    }
+    Err(PostingError::AboveCeiling {
+        order: order.number.clone(),
+        amount: total,
+        ceiling,
+        currency: ctx.base_currency.clone(),
+    })
 }
 
 /// True when two invoices post the same: the same lines in the same order, texts aside (a
@@ -204,6 +227,7 @@ fn cancel(mut state: OrderState, date: NaiveDate, number: &str) -> Result<Postin
         vouchers: vec![credit],
         state,
         outcome: Outcome::Posted,
+        flags: Vec::new(),
     })
 }
 

@@ -168,5 +168,6 @@ pub(crate) fn post_payment(
         vouchers: vec![voucher],
         state,
         outcome: Outcome::Posted,
+        flags: Vec::new(),
     })
 }

@@ -107,6 +107,7 @@ pub fn apply(
         vouchers,
         mut state,
         outcome,
+        flags,
     } = posting;
     let mut out = Vec::with_capacity(vouchers.len());
     for v in vouchers {
@@ -143,5 +144,6 @@ pub fn apply(
         vouchers: out,
         state,
         outcome,
+        flags,
     })
 }

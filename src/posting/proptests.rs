@@ -1,5 +1,6 @@
 //! Property tests: whatever the order, every voucher balances, the output VAT per code is the
-//! sum of the lines' VAT, and posting never panics (it may refuse cleanly).
+//! sum of the lines' VAT, no sequence of refunds credits more of a line than was invoiced, and
+//! posting never panics (it may refuse cleanly).
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,16 @@ use proptest::prelude::*;
 use super::event::{
     ExchangeRate, LineKind, Order, OrderCancellation, OrderLine, Refund, RefundLine,
 };
-use super::tests::{at, ctx, line};
+use super::tests::{at, line};
 use super::*;
+
+/// The test context without a ceiling on order totals: the ceiling has tests of its own, and
+/// these properties hold for orders of any size.
+fn ctx() -> Context {
+    let mut ctx = super::tests::ctx();
+    ctx.connection.max_order_amount = Money(i64::MAX);
+    ctx
+}
 
 /// One generated order line: kind, rate in %, quantity, unit price in øre, discount share in ‰.
 type LineSpec = (bool, u32, i64, i64, i64);
@@ -245,5 +254,101 @@ proptest! {
         per_account.retain(|_, v| *v != 0);
         prop_assert!(per_account.keys().all(|a| *a == 1500 || *a == 1522), "{per_account:?}");
         prop_assert_eq!(per_account.get(&1522).copied().unwrap_or(0), -amount.0);
+    }
+
+    #[test]
+    fn no_sequence_of_refunds_credits_more_than_was_invoiced_per_line(
+        order in orders(),
+        refunds in prop::collection::vec(
+            (
+                prop::collection::vec((0_usize..8, 1_i64..4, prop_oneof![Just(None), (0_i64..1_500).prop_map(Some)]), 0..3),
+                prop::option::of(prop_oneof![Just(None), (0_i64..1_500).prop_map(Some)]),
+            ),
+            1..8,
+        ),
+    ) {
+        let ctx = ctx();
+        let Ok(invoiced) = post(&Event::Order(order.clone()), &ctx, &OrderState::new("1001")) else {
+            return Ok(());
+        };
+        let inc = order.prices_include_vat;
+        let whole: Vec<vat::Split> = order.lines.iter().map(|l| expected(l, inc)).collect();
+        let shipping = order.lines.iter().position(|l| l.kind == LineKind::Shipping);
+        // Accepted so far per order line: units and gross.
+        let mut taken = vec![(0_i64, 0_i64); order.lines.len()];
+        let mut state = invoiced.state.clone();
+        let mut vouchers = invoiced.vouchers.clone();
+        // A part asks for a share (‰) of the line's gross, or (None) exactly what is left.
+        let ask = |i: usize, share: Option<i64>, taken: &[(i64, i64)]| match share {
+            Some(permille) => whole[i].gross.0 * permille / 1000,
+            None => whole[i].gross.0 - taken[i].1,
+        };
+        for (n, (parts, ship)) in refunds.iter().enumerate() {
+            let goods: Vec<usize> = (0..order.lines.len()).filter(|i| order.lines[*i].sku.is_some()).collect();
+            let mut lines = Vec::new();
+            let mut asked = taken.clone();
+            for (pick, quantity, share) in parts {
+                let i = goods[pick % goods.len()];
+                let amount = ask(i, *share, &asked).max(0);
+                asked[i].0 += quantity;
+                asked[i].1 += amount;
+                lines.push(RefundLine { sku: order.lines[i].sku.clone().unwrap(), quantity: *quantity, amount: Money(amount) });
+            }
+            let ship_amount = match (ship, shipping) {
+                (Some(share), Some(s)) => {
+                    let amount = ask(s, *share, &asked).max(0);
+                    asked[s].1 += amount;
+                    Some(Money(amount))
+                }
+                _ => None,
+            };
+            let amount = Money(lines.iter().map(|l| l.amount.0).sum::<i64>() + ship_amount.map_or(0, |s| s.0));
+            let refund = Event::Refund(Refund {
+                id: format!("r-{n}"),
+                order_id: "1001".into(),
+                lines,
+                shipping: ship_amount,
+                amount,
+                currency: "NOK".into(),
+                created_at: at("2026-03-05T10:00:00Z"),
+            });
+            let fits = asked.iter().zip(&order.lines).zip(&whole)
+                .all(|((a, l), w)| (l.kind == LineKind::Shipping || a.0 <= l.quantity) && a.1 <= w.gross.0);
+            match post(&refund, &ctx, &state) {
+                Ok(p) => {
+                    prop_assert!(fits, "a refund beyond the lines was posted: {refund:?}");
+                    taken = asked;
+                    state = p.state;
+                    vouchers.extend(p.vouchers);
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e, PostingError::RefundExceedsLine(_)), "{e}");
+                    prop_assert!(!fits, "a refund within the lines was refused: {e}");
+                }
+            }
+        }
+        for v in &vouchers {
+            check_balanced(v);
+        }
+        let credits: Vec<&VoucherLine> = vouchers.iter()
+            .filter(|v| v.kind() == VoucherKind::CreditNote)
+            .flat_map(Voucher::lines)
+            .collect();
+        for (i, l) in order.lines.iter().enumerate() {
+            let role = LineRole::Sales(l.kind);
+            let net: i64 = credits.iter().filter(|c| c.role == role && c.sku == l.sku).map(|c| c.currency_amount.0).sum();
+            prop_assert!((0..=whole[i].net.0.max(0)).contains(&net), "line {i}: credited net {net} of {}", whole[i].net.0);
+            if taken[i].1 == whole[i].gross.0 && l.sku.is_some() {
+                prop_assert_eq!(net, whole[i].net.0, "line {} refunded in full", i);
+            }
+        }
+        let mut vat: BTreeMap<u16, i64> = BTreeMap::new();
+        for c in credits.iter().filter(|c| c.role == LineRole::OutputVat) {
+            *vat.entry(c.vat_code.unwrap().0).or_default() += c.currency_amount.0;
+        }
+        let invoiced_vat = vat_per_code(&order);
+        for (code, credited) in vat {
+            prop_assert!(credited <= invoiced_vat.get(&code).copied().unwrap_or(0), "VAT code {code}: {credited} of {invoiced_vat:?}");
+        }
     }
 }

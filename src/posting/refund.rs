@@ -3,8 +3,9 @@
 //! back from the prepaid account (or a refund rule's account).
 //!
 //! A returned line goes back to the account, VAT code and dimensions its invoice line was
-//! posted with, even if the rules changed since. A full return of a line reverses its invoice
-//! amounts exactly; a partial one splits the refunded gross at the line's rate.
+//! posted with, even if the rules changed since. No refund credits more of a line than is left
+//! of it, and refunds that add up to a whole line reverse its invoice amounts exactly (see
+//! [`super::returns`]).
 
 use std::collections::BTreeMap;
 
@@ -12,13 +13,14 @@ use super::calendar::oslo_date;
 use super::context::Context;
 use super::draft::{Conversion, finish};
 use super::error::PostingError;
-use super::event::{LineKind, Order, OrderLine, Refund};
+use super::event::{Order, OrderLine, Refund};
 use super::invoice::{self, Placed, add_vat, revenue_line, sale_date, vat_lines};
 use super::money::Money;
 use super::payment::{customer_id, settlement};
+use super::returns::{self, Part};
 use super::rules::RuleKind;
 use super::state::{OrderState, Outcome, Posting};
-use super::vat::{self, VatCode};
+use super::vat::VatCode;
 use super::voucher::{LineRole, Voucher, VoucherHead, VoucherKind, VoucherLine, sum};
 
 /// Posts a refund.
@@ -50,8 +52,11 @@ pub(crate) fn post_refund(
         });
     };
     check(r, order)?;
+    // Judged against the lines even when the order is cancelled (then only money moves): a
+    // refund of more than was sold is wrong either way.
+    let parts = returns::allocate(r, order, &mut state.returned)?;
     let mut vouchers = Vec::new();
-    if let Some(credit) = credit_note(r, order, ctx, prior)? {
+    if let Some(credit) = credit_note(r, order, ctx, prior, &parts)? {
         state.refund_credits.extend(credit.lines().iter().cloned());
         vouchers.push(credit);
     }
@@ -67,6 +72,7 @@ pub(crate) fn post_refund(
         vouchers,
         state,
         outcome,
+        flags: Vec::new(),
     })
 }
 
@@ -120,6 +126,7 @@ fn credit_note(
     order: &Order,
     ctx: &Context,
     prior: &OrderState,
+    parts: &[Part<'_>],
 ) -> Result<Option<Voucher>, PostingError> {
     let Some(invoice) = prior.invoice.as_ref() else {
         // Cancelled: the cancellation already credited the whole order; only money moves now.
@@ -136,52 +143,15 @@ fn credit_note(
     )?;
     let mut lines = Vec::new();
     let mut vat: BTreeMap<VatCode, Money> = BTreeMap::new();
-    let mut returned = |no: usize, l: &OrderLine, amount: Money| -> Result<(), PostingError> {
-        let (split, placed) = returned_line(order, no, l, amount, ctx, &invoice.lines)?;
-        add_vat(&mut vat, placed.vat_code, split.vat)?;
+    for part in parts {
+        let l = part.line;
+        let placed = placed_as_invoiced(order, part.no, l, ctx, &invoice.lines)?;
+        add_vat(&mut vat, placed.vat_code, part.split.vat)?;
         let text = format!("Retur: {}", l.name);
-        let mut line = revenue_line(
-            ctx,
-            &conv,
-            &placed,
-            split.net,
-            LineRole::Sales(l.kind),
-            text,
-        )?;
+        let role = LineRole::Sales(l.kind);
+        let mut line = revenue_line(ctx, &conv, &placed, part.split.net, role, text)?;
         line.sku.clone_from(&l.sku);
         lines.push(line);
-        Ok(())
-    };
-    for rl in &r.lines {
-        let found = order
-            .lines
-            .iter()
-            .enumerate()
-            .find(|(_, l)| l.sku.as_deref() == Some(rl.sku.as_str()));
-        let Some((i, l)) = found else {
-            let (refund, sku, order_id) = (r.id.clone(), rl.sku.clone(), order.id.clone());
-            return Err(PostingError::UnknownRefundSku {
-                refund,
-                sku,
-                order_id,
-            });
-        };
-        returned(i + 1, l, rl.amount)?;
-    }
-    if let Some(shipping) = r.shipping.filter(|s| !s.is_zero()) {
-        let found = order
-            .lines
-            .iter()
-            .enumerate()
-            .find(|(_, l)| l.kind == LineKind::Shipping);
-        let Some((i, l)) = found else {
-            let what = format!(
-                "refund {} refunds shipping {shipping}, but order {} has no shipping",
-                r.id, order.number
-            );
-            return Err(PostingError::InvalidEvent(what));
-        };
-        returned(i + 1, l, shipping)?;
     }
     lines.extend(vat_lines(&vat, sale_date(order), ctx, &conv)?);
     lines.insert(0, invoice::receivable(order, ctx, &conv, r.amount));
@@ -201,34 +171,26 @@ fn credit_note(
     finish(head, lines, &conv, ctx).map(Some)
 }
 
-/// The net/VAT split of a returned gross `amount` of line `l`, and where its invoice put it.
-fn returned_line(
+/// Where the invoice put line `l`: its account, VAT code and dimensions as posted, or, for a
+/// line the invoice does not show, where the rules place it now.
+fn placed_as_invoiced(
     order: &Order,
     no: usize,
     l: &OrderLine,
-    amount: Money,
     ctx: &Context,
     posted: &[VoucherLine],
-) -> Result<(vat::Split, Placed), PostingError> {
-    let whole = invoice::price(order, no, l)?;
-    let split = if amount == whole.gross {
-        whole
-    } else {
-        let overflow = || PostingError::Overflow(invoice::describe(no, l));
-        vat::split(amount, l.vat_rate, true, None).ok_or_else(overflow)?
-    };
+) -> Result<Placed, PostingError> {
     let role = LineRole::Sales(l.kind);
     let was = posted.iter().find(|p| p.role == role && p.sku == l.sku);
-    let placed = match was.and_then(|p| p.vat_code.map(|code| (p, code))) {
-        Some((p, vat_code)) => Placed {
+    match was.and_then(|p| p.vat_code.map(|code| (p, code))) {
+        Some((p, vat_code)) => Ok(Placed {
             account: p.account,
             vat_code,
             department: p.department.clone(),
             location: p.location.clone(),
-        },
-        None => invoice::place(order, no, l, ctx)?,
-    };
-    Ok((split, placed))
+        }),
+        None => invoice::place(order, no, l, ctx),
+    }
 }
 
 /// The money paid back: debit the customer, credit the prepaid (or refund rule's) account.

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::event::{ExchangeRate, Order};
+use super::money::Money;
 use super::voucher::{Voucher, VoucherKind, VoucherLine};
 
 /// The invoice currently standing for an order, as posted.
@@ -75,6 +76,33 @@ pub struct OrderState {
     /// states stored before it existed, which load with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub posted_before_order: Vec<PostedEarly>,
+    /// What refunds have credited of each order line so far: a refund may credit at most what
+    /// is left of a line. Kept through cancellations and updates (see `posting::returns`).
+    /// States stored before it was kept load with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returned: Vec<Returned>,
+    /// The customer's balance on the order, in the order's currency: every receivable line
+    /// posted for it, summed (positive: the customer owes). `None` in states stored before it
+    /// was kept, until the next posting seeds it from the standing invoice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receivable: Option<Money>,
+}
+
+/// What refunds have credited so far of one order line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    /// The line's SKU; `None` for shipping.
+    pub sku: Option<String>,
+    /// Which of the order's lines with this SKU (or of its shipping lines) it is, from 0: an
+    /// order may carry one SKU on several lines.
+    #[serde(default)]
+    pub nth: usize,
+    /// Units returned (0 for shipping, which refunds by amount only).
+    pub quantity: i64,
+    /// The gross amount credited (VAT included), in the order's currency.
+    pub gross: Money,
+    /// The VAT part of `gross`.
+    pub vat: Money,
 }
 
 impl OrderState {
@@ -93,6 +121,8 @@ impl OrderState {
             payments: BTreeSet::new(),
             refunds: BTreeSet::new(),
             posted_before_order: Vec::new(),
+            returned: Vec::new(),
+            receivable: None,
         }
     }
 
@@ -126,6 +156,84 @@ pub enum Outcome {
     Ignored(String),
 }
 
+/// Something posted as it came that an operator should see: the event is processed, and the
+/// worker records the flag on its row and counts it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "flag", rename_all = "snake_case")]
+pub enum Flag {
+    /// A payment took more than the order had outstanding. It is real money and stays on the
+    /// customer's account as a credit, but it may be a mistake (a wrong amount, a double
+    /// capture) that the shop should refund.
+    Overpaid {
+        /// The payment.
+        payment: String,
+        /// What it took.
+        amount: Money,
+        /// What the order had outstanding before it.
+        owed: Money,
+    },
+    /// Payments that arrived before their order took more than its first invoice came to: the
+    /// same overpayment, seen when the order arrives.
+    PrepaidAboveInvoice {
+        /// The order number.
+        order: String,
+        /// What the payments before it took.
+        paid: Money,
+        /// What its invoice came to.
+        invoiced: Money,
+    },
+    /// A payment arrived before its order and took more than any order of the connection may
+    /// come to (`max_order_amount`, in the company's currency): no order can be owed that much.
+    PrepaidAboveCeiling {
+        /// The payment.
+        payment: String,
+        /// What it took, in the company's currency.
+        amount: Money,
+        /// The connection's ceiling.
+        ceiling: Money,
+    },
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flag::Overpaid {
+                payment,
+                amount,
+                owed,
+            } => {
+                let credit = Money(amount.0.saturating_sub(owed.0));
+                write!(
+                    f,
+                    "overpaid: payment {payment} took {amount} where {owed} was owed; \
+                     {credit} stands to the customer's credit"
+                )
+            }
+            Flag::PrepaidAboveInvoice {
+                order,
+                paid,
+                invoiced,
+            } => {
+                let credit = Money(paid.0.saturating_sub(invoiced.0));
+                write!(
+                    f,
+                    "overpaid: payments of {paid} before order {order} exceed its invoice of \
+                     {invoiced}; {credit} stands to the customer's credit"
+                )
+            }
+            Flag::PrepaidAboveCeiling {
+                payment,
+                amount,
+                ceiling,
+            } => write!(
+                f,
+                "overpaid: payment {payment} took {amount} before its order, more than \
+                 max_order_amount {ceiling}; it stands to the customer's credit"
+            ),
+        }
+    }
+}
+
 /// The result of posting one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Posting {
@@ -136,6 +244,8 @@ pub struct Posting {
     pub state: OrderState,
     /// What happened.
     pub outcome: Outcome,
+    /// What an operator should look at in what was posted; set by [`super::post`].
+    pub flags: Vec<Flag>,
 }
 
 impl Posting {
@@ -146,6 +256,7 @@ impl Posting {
             vouchers: Vec::new(),
             state,
             outcome,
+            flags: Vec::new(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub(super) fn ctx() -> Context {
             location: None,
             process_orders_from: day(2026, 2, 1),
             locked_period_policy: LockedPeriodPolicy::DeadLetter,
+            max_order_amount: DEFAULT_MAX_ORDER_AMOUNT,
         },
         accounts: default_accounts().iter().map(|a| a.number).collect(),
         vat: VatTable::norwegian(),

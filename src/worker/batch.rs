@@ -120,9 +120,15 @@ async fn transaction(
     let mut posted: Vec<(Voucher, Uuid, Uuid, Uuid)> = Vec::new(); // voucher, company, connection, event row
     let mut parties = Parties::default();
     let mut set_aside: Vec<(Uuid, posting::SetAside)> = Vec::new();
+    let mut flags: Vec<Option<String>> = vec![None; batch.len()];
+    let mut flagged = 0_u64;
     for w in &work {
         let outcome = match post_one(deps, &mut tx, w, &mut states).await? {
-            Ok((outcome, vouchers, keys, company)) => {
+            Ok((outcome, vouchers, keys, company, raised)) => {
+                flagged += raised.len() as u64;
+                if !raised.is_empty() {
+                    flags[w.index] = Some(raised.join("; "));
+                }
                 if matches!(outcome, Outcome::Skipped(_)) {
                     set_aside.extend(reversed_early(&states, w.meta.connection_id, &vouchers));
                 }
@@ -157,13 +163,16 @@ async fn transaction(
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Duplicate))
         .collect();
-    finish_events(&mut tx, &rows, &outcomes).await?;
+    finish_events(&mut tx, &rows, &outcomes, &flags).await?;
     set_aside_in_ledger(&mut tx, &set_aside).await?;
     // Last: the voucher counters are locked from here to the commit, so this stretch decides
     // how many batches per second a series can take.
     vouchers::insert(&mut tx, &inserts).await?;
     let t_vouchers = t0.elapsed();
     tx.commit().await?;
+    if flagged > 0 {
+        deps.metrics.overpaid(flagged);
+    }
     tracing::debug!(
         size = batch.len(),
         arrive = ?t_arrive,
@@ -435,7 +444,8 @@ async fn lock_orders(
     Ok(rows.into_iter().map(|(c, o, s)| ((c, o), s)).collect())
 }
 
-type Posted = (Outcome, Vec<Voucher>, Vec<OrderKey>, Uuid);
+/// Outcome, vouchers, orders touched, company, and the flags raised (for the event row).
+type Posted = (Outcome, Vec<Voucher>, Vec<OrderKey>, Uuid, Vec<String>);
 
 /// Posts the canonical events of one delivery against staged copies of its orders' states;
 /// the copies replace the batch's states only if every event of the delivery posts.
@@ -454,6 +464,7 @@ async fn post_one(
     let mut staged: HashMap<OrderKey, OrderState> = HashMap::new();
     let mut vouchers = Vec::new();
     let mut parts = Vec::with_capacity(w.events.len());
+    let mut raised = Vec::new();
     for event in &w.events {
         let rate = match exchange_rate(db, company, &base_ctx, event, date).await? {
             Ok(rate) => rate,
@@ -477,6 +488,7 @@ async fn post_one(
             Err(e) => return Ok(Err(Outcome::Failed(e.to_string()))),
         };
         parts.push(posting.outcome.clone());
+        raised.extend(posting.flags.iter().map(ToString::to_string));
         vouchers.extend(posting.vouchers);
         if let Some(k) = key {
             staged.insert(k, posting.state);
@@ -484,7 +496,7 @@ async fn post_one(
     }
     let keys: Vec<OrderKey> = staged.keys().cloned().collect();
     states.extend(staged);
-    Ok(Ok((summarise(&parts), vouchers, keys, company)))
+    Ok(Ok((summarise(&parts), vouchers, keys, company, raised)))
 }
 
 /// The rate for an event in another currency than the company's: from the payload if the order
@@ -564,8 +576,10 @@ async fn finish_events(
     db: &mut PgConnection,
     rows: &[(usize, Uuid)],
     outcomes: &[Outcome],
+    flags: &[Option<String>],
 ) -> sqlx::Result<()> {
     let mut ids = Vec::with_capacity(rows.len());
+    let mut flagged = Vec::with_capacity(rows.len());
     let mut statuses = Vec::with_capacity(rows.len());
     let mut reasons = Vec::with_capacity(rows.len());
     for (i, id) in rows {
@@ -581,9 +595,10 @@ async fn finish_events(
         ids.push(*id);
         statuses.push(status);
         reasons.push(reason);
+        flagged.push(flags[*i].clone());
     }
     if ids.is_empty() {
         return Ok(());
     }
-    events::finish(db, &ids, &statuses, &reasons).await
+    events::finish(db, &ids, &statuses, &reasons, &flagged).await
 }

@@ -42,6 +42,9 @@ pub struct Deps {
     /// Held while a delivery is copied to a retry or the dead-letter queue (and its failure
     /// recorded): see [`settle::settle`].
     pub settle_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where flagged postings are counted; shared with the receiver's `/metrics` when both run
+    /// in one process.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Consumes until `stop` fires, then finishes the batches in flight and returns. Reconnects to

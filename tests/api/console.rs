@@ -757,6 +757,7 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
                 ("prepaid_account", "9999"),
                 ("location", ""),
                 ("department", "NOPE"),
+                ("max_order_amount", "0"),
             ],
         )
         .await;
@@ -765,6 +766,7 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
         ("process_orders_from", "Skriv en dato som ÅÅÅÅ-MM-DD"),
         ("prepaid_account", "Velg en konto fra kontoplanen."),
         ("department", "Velg en verdi fra listen."),
+        ("max_order_amount", "Skriv et beløp over 0"),
     ] {
         let error = format!("id=\"f-{field}-error\"");
         let at = page
@@ -791,11 +793,18 @@ async fn a_connection_added_in_the_console_takes_events_once_its_configuration_i
                 ("prepaid_account", "1522"),
                 ("location", ""),
                 ("department", ""),
+                ("max_order_amount", "2500000.00"),
             ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[LOCATION], format!("{config}?saved=activated"));
+    let ceiling: i64 = sqlx::query_scalar("select max_order_amount from connections where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(ceiling, 250_000_000, "the ceiling is saved in øre");
     let (_, _, page) = c.get(&format!("{config}?saved=activated")).await;
     assert!(page.contains("Konfigurasjonen er lagret, og koblingen er aktiv."));
 

@@ -248,7 +248,7 @@ impl TestApp {
         let worker_stop = stop.child_token();
         let worker = opts
             .worker
-            .then(|| Self::start_worker(&args, &state.db, worker_stop.clone()));
+            .then(|| Self::start_worker(&args, &state, worker_stop.clone()));
         TestApp {
             addr,
             url: format!("http://{addr}"),
@@ -268,10 +268,12 @@ impl TestApp {
 
     fn start_worker(
         args: &RunArgs,
-        db: &PgPool,
+        state: &AppState,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-        let deps = shopbridge::app::worker_deps(db.clone(), args);
+        // One process's metrics, as `shopbridge run` shares them between its two roles.
+        let mut deps = shopbridge::app::worker_deps(state.db.clone(), args);
+        deps.metrics = state.metrics.clone();
         let url = args.broker.amqp_url.expose().clone();
         tokio::spawn(shopbridge::worker::run(
             deps,
@@ -321,7 +323,7 @@ impl TestApp {
 
     /// Starts one more worker on the same queue (workers scale out).
     pub fn spawn_extra_worker(&self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-        Self::start_worker(&self.args, &self.db, self.worker_stop.clone())
+        Self::start_worker(&self.args, &self.state, self.worker_stop.clone())
     }
 
     /// Worker dependencies, for calling the worker's functions directly.

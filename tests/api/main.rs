@@ -8,6 +8,7 @@ mod cli;
 mod console;
 mod edge;
 mod helpers;
+mod limits;
 mod logs;
 mod metrics;
 mod outages;

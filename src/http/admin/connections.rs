@@ -104,6 +104,7 @@ pub async fn create(
         prepaid_account: input.prepaid_account.clone(),
         department: input.department.clone(),
         location: input.location.clone(),
+        max_order_amount: None,
     };
     books::check_settings(&app.db, &settings).await?;
     let from = input
