@@ -24,8 +24,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
