@@ -39,6 +39,14 @@ pub enum OpsError {
     /// PostgreSQL failed.
     #[error("database error")]
     Db(#[from] sqlx::Error),
+    /// The queue does not exist on this broker: no shopbridge service has declared it, or the
+    /// command runs with another prefix or vhost than the services.
+    #[error(
+        "queue `{0}` does not exist on this broker yet: `shopbridge run`, `serve` or `worker` \
+         declares it when it starts, so start one with the same AMQP_URL and \
+         SHOPBRIDGE_QUEUE_PREFIX, or give this command the ones the service runs with"
+    )]
+    QueueMissing(String),
 }
 
 /// Where the queues are: what replay and the DLQ commands need of the broker.
@@ -106,13 +114,28 @@ impl Session {
         let q = self
             .reader
             .queue_declare(queue.into(), options, FieldTable::default())
-            .await?;
+            .await
+            .map_err(|e| missing_or(e, queue))?;
         Ok(q.message_count())
     }
 
     /// Closes the connection; unacked deliveries go back to their queues.
     pub async fn close(self) {
         self.conn.close(200, "done".into()).await.ok();
+    }
+}
+
+/// [`OpsError::QueueMissing`] when the broker answered a passive declare of `queue` with 404
+/// (an operator's first `dlq list` before any service ran), else the AMQP error as it is.
+fn missing_or(e: lapin::Error, queue: &str) -> OpsError {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp)
+            if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) =>
+        {
+            OpsError::QueueMissing(queue.to_owned())
+        }
+        _ => OpsError::Amqp(e),
     }
 }
 

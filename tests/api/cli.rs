@@ -199,3 +199,26 @@ async fn every_json_command_prints_one_json_document_on_stdout() {
     std::fs::remove_file(&saft_file).ok();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn dlq_list_before_any_service_declared_the_queues_says_what_to_start() {
+    // A fresh broker (here: a prefix no service ever ran with) has no dead-letter queue yet.
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    let prefix = format!("never-declared-{}.", Uuid::new_v4().simple());
+    let env = [
+        ("DATABASE_URL", app.db_url()),
+        ("AMQP_URL", crate::helpers::amqp_url()),
+        ("SHOPBRIDGE_QUEUE_PREFIX", prefix.clone()),
+    ];
+    let out = shopbridge(&env, &["dlq", "list"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it fails: {stderr}");
+    assert!(out.stdout.is_empty(), "no result on stdout");
+    assert!(
+        stderr.contains(&format!(
+            "queue `{prefix}shopbridge.dead` does not exist on this broker yet"
+        )) && stderr.contains("SHOPBRIDGE_QUEUE_PREFIX"),
+        "the error names the queue and what to start: {stderr}"
+    );
+    app.cleanup().await;
+}

@@ -155,6 +155,7 @@ impl From<OpsError> for ApiError {
             // The detail is logged, not shown: lapin's errors name the broker's user and vhost.
             OpsError::Amqp(e) => ApiError::Broker(e.to_string()),
             OpsError::NotConfirmed(m) => ApiError::Broker(m),
+            OpsError::QueueMissing(q) => ApiError::Broker(format!("queue {q} does not exist")),
             OpsError::Db(e) => e.into(),
         }
     }
