@@ -170,18 +170,25 @@ async fn prune(db: &PgPool) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Forgets the failed logins of `client` with `email`, after it logged in. The address's own
-/// count stays: it counts what all clients tried, and a login by its owner says nothing about
-/// the others.
+/// After `client` logged in with `email`: forgets the client's failed logins, and takes back
+/// from the address's count the failure that [`claim`] counted for this attempt in advance (a
+/// correct password is no failure, and an owner who logs in often must not wear the address's
+/// allowance down). The address's earlier failures stay: they count what all clients tried,
+/// and a login by its owner says nothing about the others.
 ///
 /// # Errors
 /// A database error.
 pub async fn forget_client(db: &PgPool, email: &str, client: &str) -> sqlx::Result<()> {
-    sqlx::query("delete from login_client_failures where email = lower($1) and client = $2")
-        .bind(email.trim())
-        .bind(client)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "with client as ( \
+             delete from login_client_failures where email = lower($1) and client = $2) \
+         update login_failures set failures = greatest(failures - 1, 0) \
+         where email = lower($1)",
+    )
+    .bind(email.trim())
+    .bind(client)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

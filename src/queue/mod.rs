@@ -32,6 +32,9 @@ pub mod headers {
     pub const REQUEST_ID: &str = "shopbridge-request-id";
     /// How many times the worker has tried it (set on retries).
     pub const ATTEMPT: &str = "shopbridge-attempt";
+    /// How many of its retries were for a database outage, which spend no attempt but still
+    /// back off (set on those retries).
+    pub const OUTAGE_RETRIES: &str = "shopbridge-outage-retries";
     /// Why it was dead-lettered (set on dead letters).
     pub const REASON: &str = "shopbridge-reason";
     /// When the worker dead-lettered it (RFC 3339; set on dead letters).

@@ -32,8 +32,13 @@ pub enum Outcome {
     DuplicateContent(String),
     /// Cannot be posted as it is: dead-letter with this reason.
     Failed(String),
-    /// Could be posted later (its order has not arrived): retry with backoff.
+    /// Could be posted later (its order has not arrived, a lock conflict): retry with backoff,
+    /// spending one of its attempts.
     Retry(String),
+    /// The database was unavailable (unreachable, read-only, refusing connections): retry with
+    /// backoff without spending an attempt, since the event is not at fault, so that an outage
+    /// of any length dead-letters nothing.
+    Unavailable(String),
 }
 
 type OrderKey = (Uuid, String);
@@ -590,7 +595,9 @@ async fn finish_events(
             Outcome::Ignored(r) => ("ignored", Some(r.clone())),
             Outcome::Failed(r) => ("failed", Some(r.clone())),
             // Left failed so that its redelivery is processed again (not taken for a duplicate).
-            Outcome::Retry(r) => ("failed", Some(format!("will retry: {r}"))),
+            Outcome::Retry(r) | Outcome::Unavailable(r) => {
+                ("failed", Some(format!("will retry: {r}")))
+            }
         };
         ids.push(*id);
         statuses.push(status);

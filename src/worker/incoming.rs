@@ -32,8 +32,11 @@ pub struct Incoming {
     pub delivery: Delivery,
     /// Parsed headers; `Err` for a message no receiver of ours produced.
     pub meta: Result<Meta, String>,
-    /// How many times the worker has tried it before (0 on first delivery).
+    /// How many times the worker has tried it before (0 on first delivery), outages not
+    /// counted: `SHOPBRIDGE_MAX_ATTEMPTS` counts these.
     pub attempt: u32,
+    /// How many times it was retried because the database was unavailable.
+    pub outage_retries: u32,
 }
 
 impl Incoming {
@@ -41,13 +44,17 @@ impl Incoming {
     #[must_use]
     pub fn new(delivery: Delivery) -> Incoming {
         let meta = read_meta(&delivery);
-        let attempt = header_int(&delivery.properties, headers::ATTEMPT)
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0);
+        let count = |key: &str| {
+            header_int(&delivery.properties, key)
+                .and_then(|a| u32::try_from(a).ok())
+                .unwrap_or(0)
+        };
+        let (attempt, outage_retries) = (count(headers::ATTEMPT), count(headers::OUTAGE_RETRIES));
         Incoming {
             delivery,
             meta,
             attempt,
+            outage_retries,
         }
     }
 

@@ -180,7 +180,7 @@ pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
             tracing::warn!(error = %reason, size = batch.len(), "Database unavailable; the batch will be retried.");
             return batch
                 .iter()
-                .map(|_| Outcome::Retry(reason.clone()))
+                .map(|_| Outcome::Unavailable(reason.clone()))
                 .collect();
         }
         Err(e) => tracing::warn!(
@@ -194,6 +194,7 @@ pub async fn outcomes(deps: &Deps, batch: &[Incoming]) -> Vec<Outcome> {
         let one = std::slice::from_ref(item);
         out.push(match batch::process(deps, one).await {
             Ok(mut o) => o.pop().unwrap_or(Outcome::Retry("no outcome".into())),
+            Err(e) if db::is_unavailable(&e) => Outcome::Unavailable(format!("{e:#}")),
             Err(e) if db::is_transient(&e) => Outcome::Retry(format!("{e:#}")),
             Err(e) => {
                 // The database refused the event's postings for good (a constraint, a value out

@@ -51,7 +51,12 @@ pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: 
         Outcome::Retry(reason) => {
             let _one_at_a_time = deps.settle_lock.lock().await;
             tracing::info!(%event_id, %reason, attempt = item.attempt + 1, "Event will be retried.");
-            retry(deps, publisher, item).await
+            retry(deps, publisher, item, Spend::Attempt).await
+        }
+        Outcome::Unavailable(reason) => {
+            let _one_at_a_time = deps.settle_lock.lock().await;
+            tracing::info!(%event_id, %reason, outage_retries = item.outage_retries + 1, "Database unavailable; the event will be retried.");
+            retry(deps, publisher, item, Spend::Nothing).await
         }
     };
     let done = match settled {
@@ -72,11 +77,28 @@ pub async fn settle(deps: &Deps, publisher: &Channel, item: &Incoming, outcome: 
     }
 }
 
-async fn retry(deps: &Deps, publisher: &Channel, item: &Incoming) -> anyhow::Result<()> {
-    let attempt = item.attempt + 1;
-    let tier = RETRY_TIERS[usize::try_from(attempt - 1)
-        .unwrap_or(usize::MAX)
-        .min(RETRY_TIERS.len() - 1)];
+/// What a retry counts against the event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spend {
+    /// One of its `max_attempts`.
+    Attempt,
+    /// Nothing: the database was unavailable. It still backs off like any retry, up to the
+    /// longest tier, so an hour's outage costs each waiting event a few deliveries, not
+    /// thousands.
+    Nothing,
+}
+
+async fn retry(
+    deps: &Deps,
+    publisher: &Channel,
+    item: &Incoming,
+    spend: Spend,
+) -> anyhow::Result<()> {
+    let (attempt, outage_retries) = match spend {
+        Spend::Attempt => (item.attempt + 1, item.outage_retries),
+        Spend::Nothing => (item.attempt, item.outage_retries + 1),
+    };
+    let tier = retry_tier(attempt + outage_retries);
     // Jitter: wait between 75 % and 100 % of the tier, so events that failed together do not
     // all come back together. The queue's own TTL caps it.
     let ms = u64::try_from(tier.as_millis()).unwrap_or(u64::MAX);
@@ -85,6 +107,11 @@ async fn retry(deps: &Deps, publisher: &Channel, item: &Incoming) -> anyhow::Res
         &item.delivery.properties,
         headers::ATTEMPT,
         AMQPValue::LongLongInt(i64::from(attempt)),
+    );
+    let props = with_header(
+        &props,
+        headers::OUTAGE_RETRIES,
+        AMQPValue::LongLongInt(i64::from(outage_retries)),
     )
     .with_expiration(jittered.to_string().into());
     publish(
@@ -95,6 +122,13 @@ async fn retry(deps: &Deps, publisher: &Channel, item: &Incoming) -> anyhow::Res
         props,
     )
     .await
+}
+
+/// The delay before the `nth` retry (from 1) of an event: one tier longer each time, then the
+/// longest.
+fn retry_tier(nth: u32) -> std::time::Duration {
+    let index = usize::try_from(nth.saturating_sub(1)).unwrap_or(usize::MAX);
+    RETRY_TIERS[index.min(RETRY_TIERS.len() - 1)]
 }
 
 async fn dead_letter(

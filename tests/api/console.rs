@@ -503,6 +503,33 @@ async fn many_clients_guessing_at_one_address_meet_its_own_limit() {
     app.cleanup().await;
 }
 
+/// A correct password is no failure: the owner's own logins never wear down the address's
+/// allowance, however often they log in.
+#[tokio::test]
+async fn an_owner_who_logs_in_often_is_never_throttled_by_their_own_logins() {
+    let app = TestApp::spawn_with(crate::helpers::Options::receiver()).await;
+    with_user(&app).await;
+    // As if other clients had failed just short of the address's limit.
+    sqlx::query(
+        "insert into login_failures (email, failures, last_failure_at) \
+         values ($1, $2, now() - interval '1 minute')",
+    )
+    .bind(EMAIL)
+    .bind(logins::PER_ADDRESS.free_failures - 2)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for n in 1..=4 {
+        let mut owner = Console::new(&app);
+        assert_eq!(
+            owner.login(EMAIL, PASSWORD).await.0,
+            StatusCode::SEE_OTHER,
+            "the owner's login {n} gets in"
+        );
+    }
+    app.cleanup().await;
+}
+
 /// `X-Forwarded-For` names the client only when the peer is a configured trusted proxy;
 /// otherwise anyone could be a new client with every request.
 #[tokio::test]

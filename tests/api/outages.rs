@@ -184,8 +184,8 @@ async fn processed_within_a_minute(app: &TestApp, event_id: &str) {
 
 /// Queues an order, starts the outage, starts a worker, and checks that the event waits in a
 /// retry delay (not failed, not dead-lettered), then that it posts once when the outage ends.
-async fn an_outage_is_retried_and_posts_once_after_it(outage: Outage) {
-    let app = TestApp::spawn_with(Options::receiver()).await;
+async fn an_outage_is_retried_and_posts_once_after_it(outage: Outage, opts: Options) {
+    let app = TestApp::spawn_with(opts).await;
     let conn = app
         .add_connection_from(
             Channel::Nettbutikk,
@@ -226,17 +226,29 @@ async fn an_outage_is_retried_and_posts_once_after_it(outage: Outage) {
 
 #[tokio::test]
 async fn a_read_only_primary_is_an_outage_retried_until_it_takes_writes_again() {
-    an_outage_is_retried_and_posts_once_after_it(Outage::ReadOnly).await;
+    an_outage_is_retried_and_posts_once_after_it(Outage::ReadOnly, Options::receiver()).await;
 }
 
 #[tokio::test]
 async fn a_database_not_accepting_connections_is_an_outage_retried_until_it_does() {
-    an_outage_is_retried_and_posts_once_after_it(Outage::NoConnections).await;
+    an_outage_is_retried_and_posts_once_after_it(Outage::NoConnections, Options::receiver()).await;
 }
 
 #[tokio::test]
 async fn a_missing_database_is_an_outage_retried_until_it_is_back() {
-    an_outage_is_retried_and_posts_once_after_it(Outage::Missing).await;
+    an_outage_is_retried_and_posts_once_after_it(Outage::Missing, Options::receiver()).await;
+}
+
+/// An outage outlasting every attempt an event has (here: one): a retry for an outage spends
+/// none, so the event still waits in its retry delay, not in the dead-letter queue, when the
+/// database is back, however long the outage lasted.
+#[tokio::test]
+async fn an_outage_outlasting_every_attempt_dead_letters_nothing() {
+    let opts = Options {
+        max_attempts: 1,
+        ..Options::receiver()
+    };
+    an_outage_is_retried_and_posts_once_after_it(Outage::ReadOnly, opts).await;
 }
 
 /// The ledger refuses an event for good, and the database refuses the record of that failure
