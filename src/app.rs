@@ -40,9 +40,12 @@ pub async fn run(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()> {
     ));
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
     let limits = http::ConnectionLimits::of(&args.serve);
+    let publisher = state.publisher.clone();
     let served = http::serve(listener, http::router(state), limits, stop.clone())
         .await
         .context("HTTP server failed");
+    // Its requests are answered: only now may the publisher go.
+    publisher.close();
     // The receiver stopped (signal or failure): stop the worker too and wait for its batches.
     stop.cancel();
     let worked = worker.await.context("worker task panicked")?;
@@ -92,9 +95,12 @@ pub async fn serve(args: RunArgs, stop: CancellationToken) -> anyhow::Result<()>
     let metrics = serve_metrics(metrics_listener, &state, &args, stop.clone());
     tracing::info!(address = %args.serve.listen, public_url = %args.serve.public_url, "Receiving webhooks.");
     let limits = http::ConnectionLimits::of(&args.serve);
+    let publisher = state.publisher.clone();
     let served = http::serve(listener, http::router(state), limits, stop.clone())
         .await
         .context("HTTP server failed");
+    // Its requests are answered: only now may the publisher go.
+    publisher.close();
     stop.cancel();
     let metrics_served = metrics.await.context("metrics server panicked")?;
     tracing::info!("Receiver stopped.");
@@ -181,7 +187,6 @@ pub async fn build_state(args: &RunArgs, stop: CancellationToken) -> anyhow::Res
             confirm_timeout: args.serve.confirm_timeout,
             metrics: metrics.clone(),
         },
-        stop,
         Duration::from_secs(5),
     )
     .await;

@@ -67,6 +67,9 @@ struct Inner {
     config: PublisherConfig,
     live: RwLock<Option<Arc<Live>>>,
     wake: Notify,
+    /// Fired by [`Publisher::close`]. Not the process's shutdown signal: requests still in
+    /// flight when that fires must be able to publish and get their confirms.
+    closed: CancellationToken,
 }
 
 /// Publishes events with confirms; cheap to clone.
@@ -76,21 +79,19 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the publisher and its reconnect task, which runs until `stop` fires. The first
-    /// connection attempt is awaited (up to `connect_wait`), so a healthy broker is ready at
-    /// start; a missing one is retried in the background.
-    pub async fn start(
-        config: PublisherConfig,
-        stop: CancellationToken,
-        connect_wait: Duration,
-    ) -> Self {
+    /// Starts the publisher and its reconnect task, which runs until [`Publisher::close`]. The
+    /// first connection attempt is awaited (up to `connect_wait`), so a healthy broker is ready
+    /// at start; a missing one is retried in the background.
+    pub async fn start(config: PublisherConfig, connect_wait: Duration) -> Self {
         let publisher = Publisher {
             inner: Arc::new(Inner {
                 config,
                 live: RwLock::new(None),
                 wake: Notify::new(),
+                closed: CancellationToken::new(),
             }),
         };
+        let stop = publisher.inner.closed.clone();
         let first = tokio::time::timeout(connect_wait, publisher.reconnect()).await;
         if !matches!(first, Ok(Ok(()))) {
             tracing::warn!("RabbitMQ is not reachable yet; retrying in the background.");
@@ -98,6 +99,13 @@ impl Publisher {
         let task = publisher.clone();
         tokio::spawn(async move { task.keep_connected(stop).await });
         publisher
+    }
+
+    /// Stops the reconnect task; the connection closes once the publishes in flight are done.
+    /// Call it after the HTTP server has finished its requests, so that a webhook whose body
+    /// was still arriving when shutdown began is queued (202) rather than refused (503).
+    pub fn close(&self) {
+        self.inner.closed.cancel();
     }
 
     /// True while connected to the broker.

@@ -343,3 +343,43 @@ async fn a_service_started_without_the_master_key_of_its_encrypted_secrets_refus
     stop.cancel();
     app.cleanup().await;
 }
+
+/// A webhook whose body is still arriving when shutdown begins is still queued: the server
+/// finishes the requests in flight, and the publisher stays until they are answered.
+#[tokio::test]
+async fn a_webhook_still_arriving_when_shutdown_begins_is_queued_and_gets_202() {
+    let app = TestApp::spawn_with(Options::receiver()).await;
+    let conn = app.add_connection(Channel::Nettbutikk).await;
+    let sample = samples::order(Channel::Nettbutikk, "late", Utc::now(), 0);
+    let headers = shopbridge::signature::sign(
+        Channel::Nettbutikk,
+        &conn.secret,
+        &sample.event_id,
+        &sample.topic,
+        Utc::now(),
+        &sample.body,
+    );
+    let mut head = format!(
+        "POST /webhooks/{} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
+        conn.connection.id,
+        sample.body.len()
+    );
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let sock = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut rd, mut wr) = sock.into_split();
+    let (first, rest) = sample.body.split_at(sample.body.len() / 2);
+    wr.write_all(head.as_bytes()).await.unwrap();
+    wr.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the handler waits for the rest
+    app.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await; // shutdown under way
+    wr.write_all(rest).await.unwrap();
+    let answer = read_response(&mut rd, "the answer to the late webhook").await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "got: {answer}");
+    let queued = app.queued_events().await;
+    assert_eq!(queued.len(), 1, "the event was queued");
+    app.cleanup().await;
+}

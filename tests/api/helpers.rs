@@ -532,6 +532,7 @@ impl TestApp {
     pub async fn cleanup(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self.state.publisher.close(); // as `serve` does once its requests are answered
         if let Some(worker) = self.worker {
             let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
         }
