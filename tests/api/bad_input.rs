@@ -267,23 +267,7 @@ async fn a_body_sent_one_byte_per_second_times_out_with_408_and_nothing_is_queue
     .await;
     let conn = app.add_connection(Channel::Nettbutikk).await;
     let sample = samples::order(Channel::Nettbutikk, "slow", Utc::now(), 0);
-    let headers = shopbridge::signature::sign(
-        Channel::Nettbutikk,
-        &conn.secret,
-        &sample.event_id,
-        &sample.topic,
-        Utc::now(),
-        &sample.body,
-    );
-    let mut head = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
-        conn.connection.id,
-        sample.body.len()
-    );
-    for (name, value) in &headers {
-        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
-    }
-    head.push_str("\r\n");
+    let head = app.signed_head(&conn, &sample);
     let sock = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let (mut rd, mut wr) = sock.into_split();
     wr.write_all(head.as_bytes()).await.unwrap();

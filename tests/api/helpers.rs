@@ -460,6 +460,31 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The head of a correctly signed HTTP/1.1 POST of `sample` to `conn`, for tests that send
+    /// the body over a raw socket at their own pace.
+    #[allow(dead_code)] // used by tests/api, not by tests/faults
+    pub fn signed_head(&self, conn: &Added, sample: &shopbridge::samples::Sample) -> String {
+        let channel: Channel = conn.connection.channel.parse().expect("a stored channel");
+        let headers = shopbridge::signature::sign(
+            channel,
+            &conn.secret,
+            &sample.event_id,
+            &sample.topic,
+            Utc::now(),
+            &sample.body,
+        );
+        let mut head = format!(
+            "POST /webhooks/{} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
+            conn.connection.id,
+            sample.body.len()
+        );
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+        }
+        head.push_str("\r\n");
+        head
+    }
+
     /// Posts a native event (a fixture's bytes), signed with its own id.
     pub async fn post_native(&self, conn: &Added, body: &[u8]) -> reqwest::Response {
         let v: serde_json::Value = serde_json::from_slice(body).expect("fixture is JSON");
