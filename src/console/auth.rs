@@ -160,30 +160,12 @@ pub async fn login(
         }
         logins::Attempt::Go { client, address } => (client, address),
     };
-    let Some(user) = users::authenticate(&app.db, email, &form.password).await? else {
-        // The typed address is personal data, and often someone else's (or a password typed
-        // into the wrong field): above DEBUG, only a digest of it is logged, which an operator
-        // can compute for an address to find its lines (docs/console.md).
-        let address = users::address_digest(email);
-        tracing::debug!(email, %address, "Console login refused for this address.");
-        if address_failures == logins::PER_ADDRESS.free_failures {
-            tracing::warn!(
-                %address,
-                %client,
-                "Console logins with this address wait from now on, from every client: \
-                 {address_failures} failures in a row."
-            );
-        } else if client_failures == logins::PER_CLIENT.free_failures {
-            tracing::warn!(
-                %address,
-                %client,
-                "Console logins with this address wait from now on, from this client: \
-                 {client_failures} failures in a row."
-            );
-        } else {
-            tracing::info!(%address, %client, "Console login refused.");
+    let user = match users::authenticate(&app.db, email, &form.password).await? {
+        users::Login::Ok(user) => user,
+        users::Login::Refused { known } => {
+            log_refusal(email, known, &client, client_failures, address_failures);
+            return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
         }
-        return Ok(refused(StatusCode::UNAUTHORIZED, t.login_failed));
     };
     logins::forget_client(&app.db, email, &client).await?;
     let (token, _) = users::open_session(&app.db, &user, app.settings.session_ttl).await?;
@@ -273,6 +255,43 @@ pub async fn switch_language(
         Redirect::to(back),
     )
         .into_response())
+}
+
+/// Logs a refused login. The typed address is personal data, and often someone else's: above
+/// DEBUG only a digest of it is logged, which an operator can compute for an address to find
+/// its lines (docs/console.md), and only when it is a user's address. Text that is no user's
+/// address is often a password typed into the wrong field, which must not reach the logs even
+/// as a short digest (one could search for it offline).
+fn log_refusal(
+    email: &str,
+    known: bool,
+    client: &str,
+    client_failures: i32,
+    address_failures: i32,
+) {
+    let address = if known {
+        users::address_digest(email)
+    } else {
+        "(no user's)".to_owned()
+    };
+    tracing::debug!(email, %address, "Console login refused for this address.");
+    if address_failures == logins::PER_ADDRESS.free_failures {
+        tracing::warn!(
+            %address,
+            %client,
+            "Console logins with this address wait from now on, from every client: \
+             {address_failures} failures in a row."
+        );
+    } else if client_failures == logins::PER_CLIENT.free_failures {
+        tracing::warn!(
+            %address,
+            %client,
+            "Console logins with this address wait from now on, from this client: \
+             {client_failures} failures in a row."
+        );
+    } else {
+        tracing::info!(%address, %client, "Console login refused.");
+    }
 }
 
 #[cfg(test)]

@@ -245,17 +245,26 @@ async fn change_and_end_sessions(
     Ok(())
 }
 
-/// The user with this email and password, if the pair is right and the user is not disabled.
+/// What a login attempt found.
+#[derive(Debug)]
+pub enum Login {
+    /// The pair is right and the user is not disabled.
+    Ok(User),
+    /// Refused; `known` says whether the typed address is a user's (for the log alone: the
+    /// answer to the client is the same either way).
+    Refused {
+        /// A user has this address.
+        known: bool,
+    },
+}
+
+/// Checks an email and password pair.
 ///
 /// # Errors
 /// A database error.
-pub async fn authenticate(
-    db: &PgPool,
-    email: &str,
-    password: &str,
-) -> Result<Option<User>, UserError> {
+pub async fn authenticate(db: &PgPool, email: &str, password: &str) -> Result<Login, UserError> {
     if password.len() > MAX_PASSWORD_BYTES {
-        return Ok(None);
+        return Ok(Login::Refused { known: false });
     }
     #[derive(FromRow)]
     struct Row {
@@ -272,10 +281,14 @@ pub async fn authenticate(
     .await?;
     let Some(row) = row else {
         verify(password, decoy_hash()).await;
-        return Ok(None);
+        return Ok(Login::Refused { known: false });
     };
     let ok = verify(password, row.password_hash).await;
-    Ok((ok && row.user.disabled_at.is_none()).then_some(row.user))
+    Ok(if ok && row.user.disabled_at.is_none() {
+        Login::Ok(row.user)
+    } else {
+        Login::Refused { known: true }
+    })
 }
 
 /// The longest email address a user can have (RFC 5321's limit on a path).

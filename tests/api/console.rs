@@ -576,6 +576,10 @@ async fn a_failed_login_logs_a_digest_of_the_address_never_the_address_at_info()
         c.login(EMAIL, "wrong password!").await;
     }
     c.login("Someone.Else@Example.no", "wrong password!").await;
+    // The usual slip: the password typed into the address field. Not a user's address, so not
+    // even its digest is logged (a short digest of a password can be searched for offline).
+    let slip = "Correct-Horse-7";
+    Console::new(&app).login(slip, "wrong password!").await;
     let lines = logs.lines();
     let refused: Vec<_> = lines
         .iter()
@@ -603,6 +607,11 @@ async fn a_failed_login_logs_a_digest_of_the_address_never_the_address_at_info()
         assert!(
             !text.contains("kari@example.no") && !text.contains("someone.else@example.no"),
             "an address in a log line: {line}"
+        );
+        assert!(
+            !text.contains(&users::address_digest(slip))
+                && !text.contains(&users::address_digest("Someone.Else@Example.no")),
+            "a digest of text that is no user's address in a log line: {line}"
         );
     }
     app.cleanup().await;
