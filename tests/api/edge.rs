@@ -315,6 +315,83 @@ async fn connections_over_the_cap_wait_while_the_open_ones_are_served() {
     app.cleanup().await;
 }
 
+/// Keeps one connection to `addr` busy with a `GET /healthz` every 200 ms, as a client holding
+/// a slot would; when the server closes it, opens the next. Counts the answers in `answers`.
+async fn squat(
+    addr: std::net::SocketAddr,
+    answers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    loop {
+        let Ok(sock) = TcpStream::connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (mut rd, mut wr) = sock.into_split();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if wr.write_all(HEALTHZ).await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => break, // closed (or stuck in the backlog): open another
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn clients_keeping_every_slot_busy_with_kept_alive_requests_do_not_lock_out_a_new_client() {
+    let app = TestApp::spawn_with(Options {
+        header_timeout: Duration::from_secs(30),
+        keep_alive_timeout: Duration::from_secs(60),
+        max_connections: 4,
+        ..Options::receiver()
+    })
+    .await;
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let squatters: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(squat(app.addr, std::sync::Arc::clone(&answers))))
+        .collect();
+    // Every slot is taken and in use before the new client arrives.
+    let taken = Instant::now();
+    while answers.load(std::sync::atomic::Ordering::Relaxed) < 8 {
+        assert!(
+            taken.elapsed() < Duration::from_secs(5),
+            "the four clients were not served: {} answers",
+            answers.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let asked = Instant::now();
+    let (mut rd, mut wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    wr.write_all(HEALTHZ).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let answer = match tokio::time::timeout(Duration::from_secs(3), rd.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Ok(Err(e)) => panic!("the new client's connection failed: {e}"),
+        Err(_) => panic!(
+            "the new client got no answer within 3 s while four kept-alive clients held every slot"
+        ),
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let waited = asked.elapsed();
+    let before = answers.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        answers.load(std::sync::atomic::Ordering::Relaxed) > before,
+        "the other clients are still served after the new one got in ({waited:?})"
+    );
+    for s in squatters {
+        s.abort();
+    }
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_service_started_without_the_master_key_of_its_encrypted_secrets_refuses_to_start() {
     let app = TestApp::spawn_with(Options::receiver()).await;
