@@ -393,6 +393,43 @@ async fn clients_keeping_every_slot_busy_with_kept_alive_requests_do_not_lock_ou
 }
 
 #[tokio::test]
+async fn a_request_arriving_while_a_client_waits_for_a_slot_is_answered_before_its_connection_closes()
+ {
+    let app = TestApp::spawn_with(Options {
+        header_timeout: Duration::from_secs(30),
+        keep_alive_timeout: Duration::from_secs(30),
+        max_connections: 2,
+        ..Options::receiver()
+    })
+    .await;
+    let (mut a_rd, mut a_wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    a_wr.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let _b = TcpStream::connect(app.addr).await.unwrap(); // says nothing yet
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut c_rd, mut c_wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    c_wr.write_all(HEALTHZ).await.unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), c_rd.read(&mut buf))
+            .await
+            .is_err(),
+        "a request head under way and a new connection are not cut to make room"
+    );
+
+    a_wr.write_all(b"host: x\r\n\r\n").await.unwrap();
+    let answer = read_response(&mut a_rd, "the request whose head was arriving").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "the answer says the connection closes: {answer}"
+    );
+    closed_within(&mut a_rd, Duration::from_secs(2), "the answered connection").await;
+    let answer = read_response(&mut c_rd, "the waiting connection").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_service_started_without_the_master_key_of_its_encrypted_secrets_refuses_to_start() {
     let app = TestApp::spawn_with(Options::receiver()).await;
     app.add_connection(Channel::Nettbutikk).await; // its secret is sealed with the test key
