@@ -6,7 +6,10 @@
 //!   closes (waiting, not refusing, so a burst of shops is served a moment later);
 //! - a request head (request line and headers) must arrive within `header_timeout` of its first
 //!   byte, or of the connection being accepted;
-//! - a kept-alive connection idle for `idle_timeout` between requests is closed.
+//! - a kept-alive connection idle for `idle_timeout` between requests is closed;
+//! - while a client waits for a slot, the open connections make room: each finishes the
+//!   request it is serving (or, idle between requests, none) and closes, so clients that hold
+//!   their slots with a cheap request just before each keep-alive timeout cannot lock others out.
 //!
 //! Reading the body and answering are bounded by the router's request timeout, not here.
 //!
@@ -32,7 +35,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -75,14 +78,30 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Each send tells every open connection that the slots ran out (see `make_room`). A
+    // `watch` rather than a `Notify`: a connection busy when it is sent still sees it the next
+    // time it waits, so no connection misses it and it need not be repeated.
+    let pressure = watch::Sender::new(());
     let connections = TaskTracker::new();
     loop {
         // A slot first, then the accept: past the cap, clients wait in the listen backlog.
-        let slot = tokio::select! {
-            () = stop.cancelled() => break,
-            slot = Arc::clone(&slots).acquire_owned() => slot,
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Every slot is held: the open connections close after the request they are
+                // serving. Closing them all, not only as many as clients wait (which the
+                // backlog does not tell) or the longest idle (which needs a registry of
+                // connections), is the simple rule that no client can game: what it costs is
+                // keep-alive while the cap is reached, that is one request per connection.
+                pressure.send_replace(());
+                let slot = tokio::select! {
+                    () = stop.cancelled() => break,
+                    slot = Arc::clone(&slots).acquire_owned() => slot,
+                };
+                let Ok(slot) = slot else { break }; // closed: never, nothing closes `slots`
+                slot
+            }
         };
-        let Ok(slot) = slot else { break }; // closed: never, nothing closes `slots`
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -95,8 +114,9 @@ pub async fn serve(
         };
         let router = router.clone();
         let stop = stop.clone();
+        let pressure = pressure.subscribe();
         connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
+            serve_connection(stream, peer, router, limits, stop, pressure).await;
             drop(slot);
         });
     }
@@ -121,23 +141,33 @@ async fn accept_failed(e: &io::Error) {
 
 /// Serves one connection's requests, each with the peer's address as `ConnectInfo` (what
 /// `into_make_service_with_connect_info` gives axum handlers: the console's login throttle tells
-/// clients apart by it, see `http::client`).
+/// clients apart by it, see `http::client`). Closes after the request under way once
+/// `pressure` says a client waits for a slot.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     stop: CancellationToken,
+    mut pressure: watch::Receiver<()>,
 ) {
     let clock = Arc::new(Clock::new());
     let io = TokioIo::new(Watched::new(stream, Arc::clone(&clock), limits));
+    let service_clock = Arc::clone(&clock);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let busy = Busy::begin(&clock);
+        let busy = Busy::begin(&service_clock);
         let router = router.clone();
         async move {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
-            let response = router.oneshot(req).await?;
+            let mut response = router.oneshot(req).await?;
+            if busy.0.closing() {
+                // hyper closes the connection once this response is sent.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, std::convert::Infallible>(response.map(|body| Sending { body, _busy: busy }))
         }
     });
@@ -146,11 +176,19 @@ async fn serve_connection(
     builder.header_read_timeout(None);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            Ok(()) = pressure.changed() => {
+                if clock.make_room() {
+                    conn.as_mut().graceful_shutdown();
+                    break conn.await;
+                }
+            }
         }
     };
     if let Err(e) = result {
@@ -172,6 +210,8 @@ struct Phase {
     /// becomes idle, since hyper does not read again by itself then, and the idle deadline
     /// must be armed (hyper does the same for its own header timeout).
     waiting: Option<Waker>,
+    /// A client waits for a slot: the next response closes the connection.
+    closing: bool,
 }
 
 /// A connection's [`Phase`], shared by its socket and its service.
@@ -187,6 +227,7 @@ impl Clock {
             idle_since: now,
             head_since: Some(now),
             waiting: None,
+            closing: false,
         }))
     }
 
@@ -202,6 +243,24 @@ impl Clock {
         if p.busy == 0 && p.head_since.is_none() {
             p.head_since = Some(Instant::now());
         }
+    }
+
+    /// A client waits for a slot: the connection is to close after the request under way.
+    /// Returns whether hyper may be told now (`graceful_shutdown`): it then finishes a request
+    /// it is serving before it closes, and closes an idle connection at once. Not while a
+    /// request head is arriving, or before the first one did: hyper would drop it unanswered
+    /// (it counts the connection idle until the head is complete). That request is answered
+    /// with `Connection: close` instead, and a head that never completes meets the header
+    /// timeout.
+    fn make_room(&self) -> bool {
+        let mut p = self.phase();
+        p.closing = true;
+        p.busy > 0 || p.head_since.is_none()
+    }
+
+    /// Whether a response is to close the connection (see [`Clock::make_room`]).
+    fn closing(&self) -> bool {
+        self.phase().closing
     }
 
     /// When a read or write waiting on behalf of `task` must fail, and why; `None` while busy.

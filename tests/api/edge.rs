@@ -315,6 +315,120 @@ async fn connections_over_the_cap_wait_while_the_open_ones_are_served() {
     app.cleanup().await;
 }
 
+/// Keeps one connection to `addr` busy with a `GET /healthz` every 200 ms, as a client holding
+/// a slot would; when the server closes it, opens the next. Counts the answers in `answers`.
+async fn squat(
+    addr: std::net::SocketAddr,
+    answers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    loop {
+        let Ok(sock) = TcpStream::connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (mut rd, mut wr) = sock.into_split();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if wr.write_all(HEALTHZ).await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => break, // closed (or stuck in the backlog): open another
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn clients_keeping_every_slot_busy_with_kept_alive_requests_do_not_lock_out_a_new_client() {
+    let app = TestApp::spawn_with(Options {
+        header_timeout: Duration::from_secs(30),
+        keep_alive_timeout: Duration::from_secs(60),
+        max_connections: 4,
+        ..Options::receiver()
+    })
+    .await;
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let squatters: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(squat(app.addr, std::sync::Arc::clone(&answers))))
+        .collect();
+    // Every slot is taken and in use before the new client arrives.
+    let taken = Instant::now();
+    while answers.load(std::sync::atomic::Ordering::Relaxed) < 8 {
+        assert!(
+            taken.elapsed() < Duration::from_secs(5),
+            "the four clients were not served: {} answers",
+            answers.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let asked = Instant::now();
+    let (mut rd, mut wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    wr.write_all(HEALTHZ).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let answer = match tokio::time::timeout(Duration::from_secs(3), rd.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Ok(Err(e)) => panic!("the new client's connection failed: {e}"),
+        Err(_) => panic!(
+            "the new client got no answer within 3 s while four kept-alive clients held every slot"
+        ),
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let waited = asked.elapsed();
+    let before = answers.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        answers.load(std::sync::atomic::Ordering::Relaxed) > before,
+        "the other clients are still served after the new one got in ({waited:?})"
+    );
+    for s in squatters {
+        s.abort();
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_request_arriving_while_a_client_waits_for_a_slot_is_answered_before_its_connection_closes()
+ {
+    let app = TestApp::spawn_with(Options {
+        header_timeout: Duration::from_secs(30),
+        keep_alive_timeout: Duration::from_secs(30),
+        max_connections: 2,
+        ..Options::receiver()
+    })
+    .await;
+    let (mut a_rd, mut a_wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    a_wr.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let _b = TcpStream::connect(app.addr).await.unwrap(); // says nothing yet
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut c_rd, mut c_wr) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    c_wr.write_all(HEALTHZ).await.unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), c_rd.read(&mut buf))
+            .await
+            .is_err(),
+        "a request head under way and a new connection are not cut to make room"
+    );
+
+    a_wr.write_all(b"host: x\r\n\r\n").await.unwrap();
+    let answer = read_response(&mut a_rd, "the request whose head was arriving").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "the answer says the connection closes: {answer}"
+    );
+    closed_within(&mut a_rd, Duration::from_secs(2), "the answered connection").await;
+    let answer = read_response(&mut c_rd, "the waiting connection").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_service_started_without_the_master_key_of_its_encrypted_secrets_refuses_to_start() {
     let app = TestApp::spawn_with(Options::receiver()).await;
