@@ -355,3 +355,69 @@ fn order_1001_v2() -> Order {
     o.total = nok("975.00");
     o
 }
+
+#[test]
+fn a_reactivated_order_is_invoiced_net_of_what_refunds_credited_before_its_cancellation() {
+    let cancel = Event::OrderCancelled(OrderCancellation {
+        order_id: "1001".into(),
+        version: Some(2),
+        cancelled_at: at("2026-03-12T09:00:00Z"),
+    });
+    let mut reactivated = vase_order();
+    reactivated.version = 3;
+    let vase = refund("r-1", &[("VASE", 1, "100.00")], None);
+    let (refund_only, _) = run(&[Event::Order(vase_order()), vase.clone()]);
+    let (v, state) = run(&[
+        Event::Order(vase_order()),
+        vase,
+        cancel,
+        Event::Order(reactivated.clone()),
+    ]);
+    for voucher in &v {
+        let total: i64 = voucher.lines().iter().map(|l| l.amount.0).sum();
+        assert_eq!(total, 0, "{} balances", voucher.key());
+    }
+    let per_account = |v: &[Voucher]| {
+        super::tests::balances(v)
+            .into_iter()
+            .map(|((a, _), m)| (a, m))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(per_account(&v), per_account(&refund_only));
+    let of = |a: u32| {
+        per_account(&v)
+            .iter()
+            .find(|(b, _)| *b == a)
+            .map_or(0, |(_, m)| *m)
+    };
+    assert_eq!((of(1500), of(3000), of(2700)), (15_000, 0, -1_000));
+    // The vase was refunded once and is not invoiced again, so it cannot be refunded again;
+    // the shipping, invoiced again, can.
+    let again = post(
+        &refund("r-2", &[("VASE", 1, "100.00")], None),
+        &ctx(),
+        &state,
+    );
+    assert!(
+        matches!(again, Err(PostingError::RefundExceedsLine(_))),
+        "{again:?}"
+    );
+    let shipping = post(&refund("r-3", &[], Some("50.00")), &ctx(), &state).unwrap();
+    assert_eq!(shipping.outcome, Outcome::Posted);
+    // An update after the reactivation keeps the vase out, as one after the refund alone does.
+    let mut update = reactivated;
+    update.version = 4;
+    update.lines[1].unit_price = nok("60.00");
+    update.total = nok("160.00");
+    let after = post(&Event::Order(update.clone()), &ctx(), &state).unwrap();
+    let mut plain = update;
+    plain.version = 2;
+    let (mut refund_then_update, s) = run(&[
+        Event::Order(vase_order()),
+        refund("r-1", &[("VASE", 1, "100.00")], None),
+    ]);
+    refund_then_update.extend(post(&Event::Order(plain), &ctx(), &s).unwrap().vouchers);
+    let mut all = v;
+    all.extend(after.vouchers);
+    assert_eq!(per_account(&all), per_account(&refund_then_update));
+}
