@@ -421,3 +421,55 @@ fn a_reactivated_order_is_invoiced_net_of_what_refunds_credited_before_its_cance
     all.extend(after.vouchers);
     assert_eq!(per_account(&all), per_account(&refund_then_update));
 }
+
+#[test]
+fn a_payment_before_an_order_that_comes_cancelled_or_owing_nothing_is_flagged_as_in_order() {
+    let mut cancelled = order_1001();
+    cancelled.cancelled = true;
+    let mut zero = order_1001();
+    zero.lines.clear();
+    zero.total = Money::ZERO;
+    for order in [cancelled, zero] {
+        let (_, state) = run(&[Event::Order(order.clone())]);
+        let in_order = post(&payment("pay-1", "726.00"), &ctx(), &state).unwrap();
+        assert_eq!(
+            in_order.flags,
+            vec![Flag::Overpaid {
+                payment: "pay-1".into(),
+                amount: nok("726.00"),
+                owed: Money::ZERO,
+            }]
+        );
+        let (_, state) = run(&[payment("pay-1", "726.00")]);
+        let late = post(&Event::Order(order), &ctx(), &state).unwrap();
+        assert_eq!(
+            late.flags,
+            vec![Flag::PrepaidAboveInvoice {
+                order: "1001".into(),
+                paid: nok("726.00"),
+                invoiced: Money::ZERO,
+            }]
+        );
+        assert_eq!(late.state.receivable, Some(-nok("726.00")));
+    }
+}
+
+#[test]
+fn a_payment_in_another_currency_before_its_order_is_not_compared_nor_added_to_its_balance() {
+    let mut ctx = ctx();
+    ctx.exchange_rate = Some(super::event::ExchangeRate { micros: 11_500_000 });
+    let mut euros = payment("pay-1", "800.00");
+    if let Event::Payment(p) = &mut euros {
+        p.currency = "EUR".into();
+    }
+    let paid = post(&euros, &ctx, &OrderState::new("1001")).unwrap();
+    assert!(paid.flags.is_empty(), "{:?}", paid.flags);
+    let order = post(&Event::Order(order_1001()), &ctx, &paid.state).unwrap();
+    assert_eq!(order.outcome, Outcome::Posted);
+    assert!(order.flags.is_empty(), "{:?}", order.flags);
+    assert_eq!(
+        order.state.receivable,
+        Some(nok("726.00")),
+        "the balance is the order's invoice, in NOK"
+    );
+}
