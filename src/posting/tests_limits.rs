@@ -473,3 +473,26 @@ fn a_payment_in_another_currency_before_its_order_is_not_compared_nor_added_to_i
         "the balance is the order's invoice, in NOK"
     );
 }
+
+#[test]
+fn an_order_refunded_while_cancelled_is_reactivated_without_the_refunded_goods() {
+    let cancel = Event::OrderCancelled(OrderCancellation {
+        order_id: "1001".into(),
+        version: Some(2),
+        cancelled_at: at("2026-03-05T09:00:00Z"),
+    });
+    let mut reactivated = vase_order();
+    reactivated.version = 3;
+    let vase = refund("r-1", &[("VASE", 1, "100.00")], None);
+    let (refund_only, _) = run(&[Event::Order(vase_order()), vase.clone()]);
+    let (v, _) = run(&[
+        Event::Order(vase_order()),
+        cancel,
+        vase,
+        Event::Order(reactivated),
+    ]);
+    assert_eq!(
+        super::tests::balances(&v),
+        super::tests::balances(&refund_only)
+    );
+}
