@@ -213,7 +213,8 @@ pub async fn finish(
 }
 
 /// Marks as skipped, with its reason, the event that posted each voucher `voucher_keys[i]` of
-/// connection `connection_ids[i]`. Vouchers not in the ledger (yet) match nothing.
+/// connection `connection_ids[i]`, and clears its flag: what it posted is reversed, so what it
+/// flagged no longer stands. Vouchers not in the ledger (yet) match nothing.
 ///
 /// # Errors
 /// A database error.
@@ -224,7 +225,7 @@ pub async fn skip_by_voucher(
     reasons: &[&str],
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update events e set status = 'skipped', reason = u.reason, processed_at = now() \
+        "update events e set status = 'skipped', reason = u.reason, flag = null, processed_at = now() \
          from vouchers v \
          join unnest($1::uuid[], $2::text[], $3::text[]) as u(c, k, reason) \
              on v.connection_id = u.c and v.idempotency_key = u.k \

@@ -113,9 +113,6 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
 /// Keeps the customer's balance on the order in its state, and flags a payment that took more
 /// than the order had outstanding (or, before its order, more than any order may come to).
 fn review(event: &Event, ctx: &Context, prior: &OrderState, posting: &mut Posting) {
-    if posting.vouchers.is_empty() {
-        return;
-    }
     let receivable = |lines: &[VoucherLine], base: bool| -> i128 {
         lines
             .iter()
@@ -148,20 +145,44 @@ fn review(event: &Event, ctx: &Context, prior: &OrderState, posting: &mut Postin
     // Informational only (no voucher reads it), so an absurd balance saturates.
     let clamp =
         |x: i128| Money(i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX }));
-    posting.state.receivable = Some(clamp(before + delta));
-    if posting.outcome != Outcome::Posted {
-        return;
-    }
-    if let Event::Order(o) = event {
-        // Payments before the order were judged against the ceiling only; now what the order
-        // owes is known.
-        if prior.snapshot.is_none() && before < 0 && before + delta < 0 {
+    // The order's first snapshot, posted (a skipped one reverses the payments before it, and
+    // they flag nothing): payments before it were judged against the ceiling only, and now what
+    // the order owes is known. Judged whatever the snapshot posts, so that one already
+    // cancelled, or totalling zero, flags those payments as a payment after it would be.
+    if let Event::Order(o) = event
+        && prior.snapshot.is_none()
+        && posting.state.skipped.is_none()
+    {
+        let foreign = prior
+            .posted_before_order
+            .iter()
+            .flat_map(|v| &v.lines)
+            .any(|l| {
+                l.role == LineRole::Receivable && !l.currency.eq_ignore_ascii_case(&o.currency)
+            });
+        if foreign {
+            // The balance so far is in the currency the payments were made in, not the
+            // order's: adding the invoice to it would add øre of two currencies, and a flag
+            // judged on that sum would be raised or spared by accident. The payments are not
+            // compared (as one in another currency than its order's never is), and the
+            // balance starts over, in the order's currency, from what the order's own vouchers
+            // say.
+            posting.state.receivable = Some(clamp(delta));
+            return;
+        }
+        if before < 0 && before + delta < 0 {
             posting.flags.push(Flag::PrepaidAboveInvoice {
                 order: o.number.clone(),
                 paid: clamp(-before),
                 invoiced: clamp(delta),
             });
         }
+    }
+    if posting.vouchers.is_empty() {
+        return;
+    }
+    posting.state.receivable = Some(clamp(before + delta));
+    if posting.outcome != Outcome::Posted {
         return;
     }
     let Event::Payment(p) = event else {

@@ -13,8 +13,9 @@ use super::draft::{Conversion, finish};
 use super::error::PostingError;
 use super::event::{Order, OrderCancellation};
 use super::invoice::{invoice_lines, sale_date};
+use super::refund;
 use super::returns;
-use super::state::{OrderState, Outcome, PostedInvoice, Posting};
+use super::state::{OrderState, Outcome, PostedInvoice, Posting, Returned};
 use super::voucher::{Voucher, VoucherHead, VoucherKind, VoucherLine};
 
 /// Posts an order snapshot.
@@ -63,7 +64,7 @@ pub(crate) fn post_order(
         ctx.event_date
     };
     check_ceiling(order, &conv, ctx)?;
-    let invoice = build_invoice(order, ctx, &conv, revision, date)?;
+    let invoice = build_invoice(order, ctx, &conv, revision, date, &state.netted_returns)?;
     let mut vouchers = Vec::new();
     if let Some(old) = state.invoice.take() {
         if same_content(&old.lines, invoice.as_ref().map_or(&[], |i| i.lines())) {
@@ -105,15 +106,24 @@ pub(crate) fn post_order(
     })
 }
 
-/// The invoice for `order`, or `None` when it has nothing to post (no lines, zero total).
+/// The invoice for `order` net of the returns `netted` (those no standing credit note carries,
+/// see [`OrderState::netted_returns`]), or `None` when it has nothing to post (no lines, zero
+/// total, everything returned). The returns are netted into the lines they return, as a
+/// cancellation nets refund credits, so that an update or reactivation posts what stands.
 fn build_invoice(
     order: &Order,
     ctx: &Context,
     conv: &Conversion,
     revision: u32,
     date: NaiveDate,
+    netted: &[Returned],
 ) -> Result<Option<Voucher>, PostingError> {
-    let lines = invoice_lines(order, ctx, conv)?;
+    let mut lines = invoice_lines(order, ctx, conv)?;
+    if !netted.is_empty() {
+        let parts = returns::parts(order, netted)?;
+        let credits = refund::returned_lines(order, ctx, conv, &parts, &lines)?;
+        lines = net_of_returns(&lines, &credits)?;
+    }
     if lines.iter().all(VoucherLine::is_empty) {
         return Ok(None);
     }
@@ -204,14 +214,17 @@ pub(crate) fn post_cancellation(
 }
 
 /// Marks the order cancelled and credits what stands of its invoice: the invoice net of the
-/// returns already credited (exactly the invoice when there were none).
+/// returns credited since it was posted (exactly the invoice when there were none).
 fn cancel(mut state: OrderState, date: NaiveDate, number: &str) -> Result<Posting, PostingError> {
     state.cancelled = true;
     let Some(invoice) = state.invoice.take() else {
         return Ok(Posting::nothing(state, Outcome::Unchanged));
     };
     let standing = net_of_returns(&invoice.lines, &state.refund_credits)?;
+    // The credit note reverses the refunds' credit notes along with the invoice, so no credit
+    // note of a return stands any more: an invoice after a reactivation is built net of all.
     state.refund_credits.clear();
+    state.netted_returns.clone_from(&state.returned);
     if standing.iter().all(VoucherLine::is_empty) {
         return Ok(Posting::nothing(state, Outcome::Unchanged));
     }

@@ -59,6 +59,9 @@ pub(crate) fn post_refund(
     if let Some(credit) = credit_note(r, order, ctx, prior, &parts)? {
         state.refund_credits.extend(credit.lines().iter().cloned());
         vouchers.push(credit);
+    } else if prior.invoice.is_none() {
+        // No invoice stands to credit, so the next one is built without these goods.
+        returns::add_difference(&mut state.netted_returns, &prior.returned, &state.returned);
     }
     if r.amount.0 > 0 {
         vouchers.push(refund_payment(r, order, ctx, prior)?);
@@ -129,7 +132,8 @@ fn credit_note(
     parts: &[Part<'_>],
 ) -> Result<Option<Voucher>, PostingError> {
     let Some(invoice) = prior.invoice.as_ref() else {
-        // Cancelled: the cancellation already credited the whole order; only money moves now.
+        // Cancelled (the cancellation credited the whole order) or nothing invoiced: only money
+        // moves now, and the next invoice is built without the returned goods.
         return Ok(None);
     };
     let conv = Conversion::resolve(
@@ -141,22 +145,7 @@ fn credit_note(
             ctx.exchange_rate,
         ],
     )?;
-    let mut lines = Vec::new();
-    let mut vat: BTreeMap<VatCode, Money> = BTreeMap::new();
-    for part in parts {
-        let l = part.line;
-        let placed = placed_as_invoiced(order, part.no, l, ctx, &invoice.lines)?;
-        add_vat(&mut vat, placed.vat_code, part.split.vat)?;
-        let text = format!("Retur: {}", l.name);
-        let role = LineRole::Sales(l.kind);
-        let mut line = revenue_line(ctx, &conv, &placed, part.split.net, role, text)?;
-        line.sku.clone_from(&l.sku);
-        lines.push(line);
-    }
-    lines.extend(vat_lines(&vat, sale_date(order), ctx, &conv)?);
-    lines.insert(0, invoice::receivable(order, ctx, &conv, r.amount));
-    // Built like an invoice of the returned part, then reversed: the credit note.
-    let lines: Vec<VoucherLine> = lines.iter().map(VoucherLine::reversed).collect();
+    let lines = returned_lines(order, ctx, &conv, parts, &invoice.lines)?;
     if lines.iter().all(VoucherLine::is_empty) {
         return Ok(None);
     }
@@ -169,6 +158,35 @@ fn credit_note(
         reverses: Some(invoice.key.clone()),
     };
     finish(head, lines, &conv, ctx).map(Some)
+}
+
+/// What returning `parts` of `order` credits, in the order's currency (not yet converted): an
+/// invoice of those parts, reversed. Each line goes where the invoice lines `posted` put it.
+pub(crate) fn returned_lines(
+    order: &Order,
+    ctx: &Context,
+    conv: &Conversion,
+    parts: &[Part<'_>],
+    posted: &[VoucherLine],
+) -> Result<Vec<VoucherLine>, PostingError> {
+    let mut lines = Vec::new();
+    let mut vat: BTreeMap<VatCode, Money> = BTreeMap::new();
+    for part in parts {
+        let l = part.line;
+        let placed = placed_as_invoiced(order, part.no, l, ctx, posted)?;
+        add_vat(&mut vat, placed.vat_code, part.split.vat)?;
+        let text = format!("Retur: {}", l.name);
+        let role = LineRole::Sales(l.kind);
+        let mut line = revenue_line(ctx, conv, &placed, part.split.net, role, text)?;
+        line.sku.clone_from(&l.sku);
+        lines.push(line);
+    }
+    lines.extend(vat_lines(&vat, sale_date(order), ctx, conv)?);
+    let gross = sum(parts.iter().map(|p| p.split.gross))
+        .ok_or_else(|| PostingError::Overflow(format!("the returns of order {}", order.number)))?;
+    lines.insert(0, invoice::receivable(order, ctx, conv, gross));
+    // Built like an invoice of the returned part, then reversed: the credit.
+    Ok(lines.iter().map(VoucherLine::reversed).collect())
 }
 
 /// Where the invoice put line `l`: its account, VAT code and dimensions as posted, or, for a

@@ -238,3 +238,58 @@ pub(crate) fn check_update(order: &Order, returned: &[Returned]) -> Result<(), P
     }
     Ok(())
 }
+
+/// The parts of `order` that `returned` records, as a refund of them would credit: each
+/// record's line, with its gross amount and VAT as credited.
+///
+/// # Errors
+/// [`PostingError::UpdateBelowReturns`] when the order no longer has a recorded line, which
+/// [`check_update`] refuses first.
+pub(crate) fn parts<'a>(
+    order: &'a Order,
+    returned: &[Returned],
+) -> Result<Vec<Part<'a>>, PostingError> {
+    check_update(order, returned)?;
+    let mut parts = Vec::new();
+    for rec in returned {
+        let found = candidates(order, rec.sku.as_deref())
+            .into_iter()
+            .find(|(_, nth, _)| *nth == rec.nth);
+        // check_update found every record's line.
+        let Some((no, _, line)) = found else { continue };
+        let overflow = || PostingError::Overflow(describe(no, line));
+        let net = rec.gross.checked_sub(rec.vat).ok_or_else(overflow)?;
+        let split = Split {
+            net,
+            vat: rec.vat,
+            gross: rec.gross,
+        };
+        parts.push(Part { no, line, split });
+    }
+    Ok(parts)
+}
+
+/// Adds to `into` what `after` records beyond `before`: what one refund credited.
+pub(crate) fn add_difference(into: &mut Vec<Returned>, before: &[Returned], after: &[Returned]) {
+    for rec in after {
+        let was = record(before, rec.sku.as_deref(), rec.nth);
+        let (quantity, gross, vat) = was.map_or((0, 0, 0), |w| (w.quantity, w.gross.0, w.vat.0));
+        let at = into
+            .iter()
+            .position(|x| x.sku == rec.sku && x.nth == rec.nth)
+            .unwrap_or_else(|| {
+                into.push(Returned {
+                    quantity: 0,
+                    gross: Money::ZERO,
+                    vat: Money::ZERO,
+                    ..rec.clone()
+                });
+                into.len() - 1
+            });
+        let slot = &mut into[at];
+        // Within `after`, which `allocate` computed without overflow.
+        slot.quantity += rec.quantity - quantity;
+        slot.gross = Money(slot.gross.0 + rec.gross.0 - gross);
+        slot.vat = Money(slot.vat.0 + rec.vat.0 - vat);
+    }
+}

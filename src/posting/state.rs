@@ -81,6 +81,14 @@ pub struct OrderState {
     /// States stored before it was kept load with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returned: Vec<Returned>,
+    /// The part of `returned` that no standing credit note carries: refunds whose credit notes
+    /// a cancellation reversed along with the invoice, and refunds posted while no invoice
+    /// stood (they move only money). Every invoice is built net of these, so that an order
+    /// reactivated after a cancellation does not bill refunded goods again, while refunds
+    /// posted against the standing invoice keep standing as their own credit notes (in
+    /// `refund_credits`). Absent from states stored before it was kept, which load with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub netted_returns: Vec<Returned>,
     /// The customer's balance on the order, in the order's currency: every receivable line
     /// posted for it, summed (positive: the customer owes). `None` in states stored before it
     /// was kept, until the next posting seeds it from the standing invoice.
@@ -122,6 +130,7 @@ impl OrderState {
             refunds: BTreeSet::new(),
             posted_before_order: Vec::new(),
             returned: Vec::new(),
+            netted_returns: Vec::new(),
             receivable: None,
         }
     }

@@ -355,3 +355,144 @@ fn order_1001_v2() -> Order {
     o.total = nok("975.00");
     o
 }
+
+#[test]
+fn a_reactivated_order_is_invoiced_net_of_what_refunds_credited_before_its_cancellation() {
+    let cancel = Event::OrderCancelled(OrderCancellation {
+        order_id: "1001".into(),
+        version: Some(2),
+        cancelled_at: at("2026-03-12T09:00:00Z"),
+    });
+    let mut reactivated = vase_order();
+    reactivated.version = 3;
+    let vase = refund("r-1", &[("VASE", 1, "100.00")], None);
+    let (refund_only, _) = run(&[Event::Order(vase_order()), vase.clone()]);
+    let (v, state) = run(&[
+        Event::Order(vase_order()),
+        vase,
+        cancel,
+        Event::Order(reactivated.clone()),
+    ]);
+    for voucher in &v {
+        let total: i64 = voucher.lines().iter().map(|l| l.amount.0).sum();
+        assert_eq!(total, 0, "{} balances", voucher.key());
+    }
+    let per_account = |v: &[Voucher]| {
+        super::tests::balances(v)
+            .into_iter()
+            .map(|((a, _), m)| (a, m))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(per_account(&v), per_account(&refund_only));
+    let of = |a: u32| {
+        per_account(&v)
+            .iter()
+            .find(|(b, _)| *b == a)
+            .map_or(0, |(_, m)| *m)
+    };
+    assert_eq!((of(1500), of(3000), of(2700)), (15_000, 0, -1_000));
+    // The vase was refunded once and is not invoiced again, so it cannot be refunded again;
+    // the shipping, invoiced again, can.
+    let again = post(
+        &refund("r-2", &[("VASE", 1, "100.00")], None),
+        &ctx(),
+        &state,
+    );
+    assert!(
+        matches!(again, Err(PostingError::RefundExceedsLine(_))),
+        "{again:?}"
+    );
+    let shipping = post(&refund("r-3", &[], Some("50.00")), &ctx(), &state).unwrap();
+    assert_eq!(shipping.outcome, Outcome::Posted);
+    // An update after the reactivation keeps the vase out, as one after the refund alone does.
+    let mut update = reactivated;
+    update.version = 4;
+    update.lines[1].unit_price = nok("60.00");
+    update.total = nok("160.00");
+    let after = post(&Event::Order(update.clone()), &ctx(), &state).unwrap();
+    let mut plain = update;
+    plain.version = 2;
+    let (mut refund_then_update, s) = run(&[
+        Event::Order(vase_order()),
+        refund("r-1", &[("VASE", 1, "100.00")], None),
+    ]);
+    refund_then_update.extend(post(&Event::Order(plain), &ctx(), &s).unwrap().vouchers);
+    let mut all = v;
+    all.extend(after.vouchers);
+    assert_eq!(per_account(&all), per_account(&refund_then_update));
+}
+
+#[test]
+fn a_payment_before_an_order_that_comes_cancelled_or_owing_nothing_is_flagged_as_in_order() {
+    let mut cancelled = order_1001();
+    cancelled.cancelled = true;
+    let mut zero = order_1001();
+    zero.lines.clear();
+    zero.total = Money::ZERO;
+    for order in [cancelled, zero] {
+        let (_, state) = run(&[Event::Order(order.clone())]);
+        let in_order = post(&payment("pay-1", "726.00"), &ctx(), &state).unwrap();
+        assert_eq!(
+            in_order.flags,
+            vec![Flag::Overpaid {
+                payment: "pay-1".into(),
+                amount: nok("726.00"),
+                owed: Money::ZERO,
+            }]
+        );
+        let (_, state) = run(&[payment("pay-1", "726.00")]);
+        let late = post(&Event::Order(order), &ctx(), &state).unwrap();
+        assert_eq!(
+            late.flags,
+            vec![Flag::PrepaidAboveInvoice {
+                order: "1001".into(),
+                paid: nok("726.00"),
+                invoiced: Money::ZERO,
+            }]
+        );
+        assert_eq!(late.state.receivable, Some(-nok("726.00")));
+    }
+}
+
+#[test]
+fn a_payment_in_another_currency_before_its_order_is_not_compared_nor_added_to_its_balance() {
+    let mut ctx = ctx();
+    ctx.exchange_rate = Some(super::event::ExchangeRate { micros: 11_500_000 });
+    let mut euros = payment("pay-1", "800.00");
+    if let Event::Payment(p) = &mut euros {
+        p.currency = "EUR".into();
+    }
+    let paid = post(&euros, &ctx, &OrderState::new("1001")).unwrap();
+    assert!(paid.flags.is_empty(), "{:?}", paid.flags);
+    let order = post(&Event::Order(order_1001()), &ctx, &paid.state).unwrap();
+    assert_eq!(order.outcome, Outcome::Posted);
+    assert!(order.flags.is_empty(), "{:?}", order.flags);
+    assert_eq!(
+        order.state.receivable,
+        Some(nok("726.00")),
+        "the balance is the order's invoice, in NOK"
+    );
+}
+
+#[test]
+fn an_order_refunded_while_cancelled_is_reactivated_without_the_refunded_goods() {
+    let cancel = Event::OrderCancelled(OrderCancellation {
+        order_id: "1001".into(),
+        version: Some(2),
+        cancelled_at: at("2026-03-05T09:00:00Z"),
+    });
+    let mut reactivated = vase_order();
+    reactivated.version = 3;
+    let vase = refund("r-1", &[("VASE", 1, "100.00")], None);
+    let (refund_only, _) = run(&[Event::Order(vase_order()), vase.clone()]);
+    let (v, _) = run(&[
+        Event::Order(vase_order()),
+        cancel,
+        vase,
+        Event::Order(reactivated),
+    ]);
+    assert_eq!(
+        super::tests::balances(&v),
+        super::tests::balances(&refund_only)
+    );
+}

@@ -126,11 +126,11 @@ async fn transaction(
     let mut parties = Parties::default();
     let mut set_aside: Vec<(Uuid, posting::SetAside)> = Vec::new();
     let mut flags: Vec<Option<String>> = vec![None; batch.len()];
-    let mut flagged = 0_u64;
+    let mut raised_per_event = vec![0_u64; batch.len()];
     for w in &work {
         let outcome = match post_one(deps, &mut tx, w, &mut states).await? {
             Ok((outcome, vouchers, keys, company, raised)) => {
-                flagged += raised.len() as u64;
+                raised_per_event[w.index] = raised.len() as u64;
                 if !raised.is_empty() {
                     flags[w.index] = Some(raised.join("; "));
                 }
@@ -151,7 +151,13 @@ async fn transaction(
         outcomes[w.index] = Some(outcome);
     }
     let t_post = t0.elapsed();
-    set_aside_in_batch(&set_aside, &posted, &rows, &mut outcomes);
+    set_aside_in_batch(&set_aside, &posted, &rows, &mut outcomes, &mut flags);
+    let flagged: u64 = raised_per_event
+        .iter()
+        .zip(&flags)
+        .filter(|(_, f)| f.is_some())
+        .map(|(n, _)| n)
+        .sum();
     store_orders(&mut tx, &states, touched.keys()).await?;
     parties.store(&mut tx).await?;
     let t_store = t0.elapsed();
@@ -207,12 +213,14 @@ fn reversed_early(
         .collect()
 }
 
-/// Events of this batch whose voucher a skipped order of the same batch reverses: skipped.
+/// Events of this batch whose voucher a skipped order of the same batch reverses: skipped, and
+/// their flags dropped (what they posted is reversed, so what they flagged no longer stands).
 fn set_aside_in_batch(
     set_aside: &[(Uuid, posting::SetAside)],
     posted: &[(Voucher, Uuid, Uuid, Uuid)],
     rows: &[(usize, Uuid)],
     outcomes: &mut [Option<Outcome>],
+    flags: &mut [Option<String>],
 ) {
     for (connection, s) in set_aside {
         let source = posted
@@ -222,6 +230,7 @@ fn set_aside_in_batch(
         let index = source.and_then(|row| rows.iter().find(|(_, r)| r == row));
         if let Some((i, _)) = index {
             outcomes[*i] = Some(Outcome::Skipped(s.reason.clone()));
+            flags[*i] = None;
         }
     }
 }

@@ -405,10 +405,16 @@ async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_
     let conn = app
         .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
         .await;
+    // A ceiling below the payment, so that the payment is flagged while its order is unknown.
+    lower_ceiling(&app.db, conn.connection.id).await;
     let payment = captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z");
     app.post_native(&conn, &payment).await;
     let (status, reason) = app.wait_for_event(&event_id(&payment)).await;
     assert_eq!(status, "processed", "{reason:?}");
+    assert!(
+        flag_of(&app.db, &event_id(&payment)).await.is_some(),
+        "a payment above max_order_amount before its order is flagged"
+    );
 
     app.post_native(&conn, ORDER_1001).await;
     let (status, reason) = app.wait_for_event(&event_id(ORDER_1001)).await;
@@ -451,9 +457,14 @@ async fn a_payment_before_an_order_that_is_skipped_is_reversed_and_skipped_with_
         "{reason}"
     );
 
-    // Both events read as they would in order: skipped, the payment with why.
+    // Both events read as they would in order: skipped, the payment with why and no flag.
     let (status, reason) = status_of(&app.db, &event_id(&payment)).await;
     assert_eq!(status, "skipped");
+    assert_eq!(
+        flag_of(&app.db, &event_id(&payment)).await,
+        None,
+        "the payment is reversed, so its flag no longer stands"
+    );
     let reason = reason.unwrap_or_default();
     assert!(
         reason.starts_with("order 1001 is skipped: registered 2026-03-02")
@@ -476,6 +487,7 @@ async fn a_payment_and_its_skipped_order_queued_together_end_skipped_and_net_zer
     let conn = app
         .add_connection_from(Channel::Nettbutikk, NaiveDate::from_ymd_opt(2026, 3, 3))
         .await;
+    lower_ceiling(&app.db, conn.connection.id).await;
     let mut payment: serde_json::Value =
         serde_json::from_slice(&captured_at(PAYMENT_1001, "2026-03-03T09:00:00Z")).unwrap();
     payment["id"] = "evt_00_payment_first".into();
@@ -497,8 +509,32 @@ async fn a_payment_and_its_skipped_order_queued_together_end_skipped_and_net_zer
         reason.is_some_and(|r| r.ends_with("reversed by reversal:payment:pay_7Hk2Lm9Qr4")),
         "the payment's event says why it is skipped"
     );
+    assert_eq!(
+        flag_of(&app.db, &event_id(&payment)).await,
+        None,
+        "the payment is reversed, so its flag no longer stands"
+    );
     app.assert_ledger_invariants().await;
     app.cleanup().await;
+}
+
+/// Sets the connection's `max_order_amount` to 1.00, below any payment of these tests. Done
+/// before its first event, so that the worker loads the connection with it.
+async fn lower_ceiling(db: &PgPool, connection: Uuid) {
+    sqlx::query("update connections set max_order_amount = 100 where id = $1")
+        .bind(connection)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// The flag on the event with this source id.
+async fn flag_of(db: &PgPool, source_event_id: &str) -> Option<String> {
+    sqlx::query_scalar("select flag from events where source_event_id = $1")
+        .bind(source_event_id)
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 /// What the order's state remembers of the vouchers posted before it arrived.
