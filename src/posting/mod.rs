@@ -110,6 +110,7 @@ pub fn post(event: &Event, ctx: &Context, prior: &OrderState) -> Result<Posting,
     // Last, so that what is remembered is what is posted, dates included.
     Ok(early::remember(posting, prior))
 }
+
 /// Keeps the customer's balance on the order in its state, and flags a payment that took more
 /// than the order had outstanding (or, before its order, more than any order may come to).
 fn review(event: &Event, ctx: &Context, prior: &OrderState, posting: &mut Posting) {
